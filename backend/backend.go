@@ -1,0 +1,108 @@
+// Package backend defines the op set every shoggo compute backend provides.
+//
+// Each op is a forward/backward pair written out by hand (no autograd tape).
+// Conventions, shared by every implementation:
+//
+//   - Tensors are row-major. Activations are (B, T, C) or, flattened, (N, C)
+//     with N = B*T. A linear weight is (out, in), as in PyTorch.
+//   - All tensors passed to one call share one compute dtype: F32 normally,
+//     F64 in gradient checks (the CPU backend runs the same kernel code for
+//     both, through Go generics).
+//   - Forward ops overwrite their outputs.
+//   - Backward ops ACCUMULATE into gradient tensors (dx += ..., dw += ...),
+//     so residual branches and tied weights need no extra adds. Any gradient
+//     argument may be nil, meaning "not needed": a frozen weight passes
+//     dw == nil and its gradient is neither computed nor stored (LoRA, QLoRA).
+//   - Token ids, position ids and segment ids are int32.
+//   - Data-dependent problems (an out-of-range token id) are reported as
+//     errors; shape mismatches are programmer errors and panic.
+package backend
+
+import (
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// IgnoreIndex marks a target position that contributes no loss (PyTorch's -100).
+const IgnoreIndex = -100
+
+// AttnParams describes one attention call. Q is (B, T, NH, HS); K and V are
+// (B, T, KVH, HS) with NH a multiple of KVH (grouped-query attention: query
+// head h uses key/value head h / (NH/KVH)). Attention is always causal.
+type AttnParams struct {
+	B, T, NH, KVH, HS int
+	// KeyMask, if non-nil, is (B, T): key position j of batch b may be
+	// attended only if KeyMask[b*T+j] != 0 (Hugging Face attention_mask).
+	KeyMask []int32
+	// Segments, if non-nil, is (B, T): query i attends key j only if
+	// Segments[b*T+i] == Segments[b*T+j] (block-diagonal mask for packed
+	// sequences).
+	Segments []int32
+}
+
+// Backend is the op set. See the package comment for the conventions.
+type Backend interface {
+	Name() string
+
+	// EmbeddingForward: out[n,:] = w[ids[n],:] (or += when accumulate).
+	// out is (N, C), w is (V, C). An id outside [0, V) is an error.
+	EmbeddingForward(out, w *tensor.Tensor, ids []int32, accumulate bool) error
+	// EmbeddingBackward: dw[ids[n],:] += dout[n,:].
+	EmbeddingBackward(dw, dout *tensor.Tensor, ids []int32)
+
+	// LinearForward: y = x W^T + b. x (N, in), w (out, in), b (out) or nil, y (N, out).
+	LinearForward(y, x, w, b *tensor.Tensor)
+	// LinearBackward: dx += dy W; dw += dy^T x; db += sum_n dy. Any of dx, dw, db may be nil.
+	LinearBackward(dx, dw, db, dy, x, w *tensor.Tensor)
+
+	// LayerNormForward: y = (x - mean) * rstd * w + b over the last dim of
+	// x (N, C); saves mean and rstd (N). b may be nil.
+	LayerNormForward(y, mean, rstd, x, w, b *tensor.Tensor, eps float64)
+	LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor)
+
+	// RMSNormForward: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); saves rstd (N).
+	RMSNormForward(y, rstd, x, w *tensor.Tensor, eps float64)
+	RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor)
+
+	// RoPE rotates x in place: x is (B, T, H, HS), pos is (B, T) position
+	// ids. Hugging Face rotate-half convention: for i < HS/2, with
+	// f = pos * theta^(-2i/HS), (x[i], x[i+HS/2]) -> (x[i] cos f - x[i+HS/2] sin f,
+	// x[i+HS/2] cos f + x[i] sin f). inverse rotates by -f, which is the
+	// backward pass (the map is orthogonal).
+	RoPE(x *tensor.Tensor, pos []int32, theta float64, inverse bool)
+
+	// AttentionForward: out (B, T, NH, HS) = softmax(q k^T / sqrt(HS) + mask) v,
+	// saving lse (B, NH, T), the log-sum-exp of each query's scaled scores.
+	// A query whose every key is masked gets out = 0 and lse = -Inf.
+	AttentionForward(out, lse, q, k, v *tensor.Tensor, p AttnParams)
+	// AttentionBackward accumulates dq, dk, dv from dout, recomputing the
+	// probabilities from q, k and lse.
+	AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, p AttnParams)
+
+	// GELUForward: y = gelu_tanh(x) (GPT-2's "gelu_new").
+	GELUForward(y, x *tensor.Tensor)
+	GELUBackward(dx, dy, x *tensor.Tensor)
+
+	// SwiGLUForward: y = silu(gate) * up, all (N, I).
+	SwiGLUForward(y, gate, up *tensor.Tensor)
+	SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor)
+
+	// Add: y = a + b (y may alias a or b).
+	Add(y, a, b *tensor.Tensor)
+	// AddInto: dst += src.
+	AddInto(dst, src *tensor.Tensor)
+	// Scale: x *= s.
+	Scale(x *tensor.Tensor, s float64)
+	// Copy: dst = src (same numel).
+	Copy(dst, src *tensor.Tensor)
+
+	// CrossEntropy computes, from final hidden states h (N, C) and the LM
+	// head w (V, C), the summed softmax cross-entropy of targets (N) over
+	// positions whose target is not IgnoreIndex. Logits are formed a block of
+	// rows at a time (at most chunkRows x V floats live at once), so a
+	// (B, T, V) logits tensor never exists. If dh or dw is non-nil, the
+	// gradient of gradScale * lossSum is accumulated into it (gradScale is
+	// 1/number of unmasked tokens in the whole accumulated batch). Returns
+	// the loss sum and the number of counted positions. A target outside
+	// [0, V) that is not IgnoreIndex is an error.
+	CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, gradScale float64, dh, dw *tensor.Tensor) (lossSum float64, count int, err error)
+}

@@ -1,0 +1,66 @@
+// Package gemm provides general matrix multiplication for the CPU backend:
+// a reference kernel, generic over float32 and float64, and the float32
+// entry point Sgemm that the rest of shoggo calls.
+//
+// All matrices are row-major. With op(X) = X or X^T:
+//
+//	C = alpha * op(A) * op(B) + beta * C,  op(A) is m x k, op(B) is k x n.
+//
+// lda, ldb, ldc are the row strides of A, B and C as stored (so for transA
+// A is stored k x m with stride lda >= m). beta == 0 means C is overwritten
+// (its old contents, even NaN, are ignored).
+package gemm
+
+// Float is the set of element types the reference kernels accept.
+type Float interface{ ~float32 | ~float64 }
+
+// Ref is the reference GEMM: straightforward loops, accumulating in T.
+func Ref[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	for i := 0; i < m; i++ {
+		crow := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(crow)
+		} else if beta != 1 {
+			for j := range crow {
+				crow[j] *= beta
+			}
+		}
+		for p := 0; p < k; p++ {
+			var av T
+			if transA {
+				av = a[p*lda+i]
+			} else {
+				av = a[i*lda+p]
+			}
+			av *= alpha
+			if av == 0 {
+				continue
+			}
+			if transB {
+				for j := 0; j < n; j++ {
+					crow[j] += av * b[j*ldb+p]
+				}
+			} else {
+				brow := b[p*ldb : p*ldb+n]
+				for j, bv := range brow {
+					crow[j] += av * bv
+				}
+			}
+		}
+	}
+}
+
+// Sgemm is the float32 GEMM used by the CPU backend.
+func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	Ref(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// Gemm dispatches on the element type: Sgemm for float32, Ref for float64.
+func Gemm[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	switch any(a).(type) {
+	case []float32:
+		Sgemm(transA, transB, m, n, k, float32(alpha), any(a).([]float32), lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	default:
+		Ref(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	}
+}

@@ -1,0 +1,3 @@
+module github.com/shoggo/shoggo
+
+go 1.26
