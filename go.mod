@@ -1,3 +1,8 @@
 module github.com/shoggo/shoggo
 
-go 1.26
+go 1.26.0
+
+require (
+	golang.org/x/image v0.48.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
+)

@@ -50,9 +50,18 @@ func Ref[T Float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b [
 	}
 }
 
-// Sgemm is the float32 GEMM used by the CPU backend.
+// Sgemm is the float32 GEMM used by the CPU backend: packed panels, an
+// AVX2/FMA assembly micro-kernel where the CPU has one (a Go kernel
+// elsewhere), split across Threads() threads. It panics if a slice is too
+// short for its matrix or a leading dimension is smaller than its row.
+//
+// Unlike Ref, which skips zero elements of op(A), it follows BLAS: alpha == 0
+// or k == 0 only scales C (A and B are not read), but otherwise a zero in A
+// times an Inf or NaN in B gives NaN. Results are bit-identical for any
+// thread count; they differ from Ref by rounding only (the summation order
+// over k differs).
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	Ref(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Gemm dispatches on the element type: Sgemm for float32, Ref for float64.

@@ -1,0 +1,157 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// CrossEntropy computes the summed softmax cross-entropy of targets given
+// the final hidden states h (N, C) and the LM head w (V, C), without ever
+// forming all N x V logits: counted rows (target != IgnoreIndex) are taken
+// chunkRows at a time, their logits h_blk W^T formed by one GEMM into a
+// chunkRows x V scratch block, and a stable log-softmax (max subtracted,
+// sums in float64) gives loss = logsumexp - logit[target] per row.
+//
+// If dh or dw is non-nil, g = (softmax - onehot(target)) * gradScale is
+// formed in the same block and accumulated: dh += g W, dw += g^T h_blk (both
+// GEMMs with beta = 1). Ignored rows get no gradient (and cost nothing:
+// they are skipped before the GEMM; non-adjacent counted rows are gathered).
+//
+// All targets are checked first; one outside [0, V) that is not
+// IgnoreIndex returns an error naming its position and value, with nothing
+// accumulated. chunkRows < 1 panics.
+//
+// The logits block is cached on c between calls (see ReleaseScratch).
+func (c *CPU) CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, gradScale float64, dh, dw *tensor.Tensor) (lossSum float64, count int, err error) {
+	const op = "CrossEntropy"
+	N, C := rc(h)
+	V, wc := rc(w)
+	if len(w.Shape) != 2 || wc != C {
+		panic(fmt.Sprintf("cpu.%s: %s has shape %v, want (V, %d) to match h %v", op, label("w", w), w.Shape, C, h.Shape))
+	}
+	if len(targets) != N {
+		panic(fmt.Sprintf("cpu.%s: %d targets for h of shape %v (%d rows)", op, len(targets), h.Shape, N))
+	}
+	checkRC(op, "dh", dh, N, C)
+	checkRC(op, "dw", dw, V, C)
+	if chunkRows < 1 {
+		panic(fmt.Sprintf("cpu.%s: chunkRows = %d, want >= 1", op, chunkRows))
+	}
+	dt := dtypeOf(op, h, w, dh, dw)
+	for n, t := range targets {
+		if t != backend.IgnoreIndex && (t < 0 || int(t) >= V) {
+			return 0, 0, fmt.Errorf("cpu.%s: target %d at position %d is outside the vocabulary [0, %d) and is not the ignore index %d", op, t, n, V, backend.IgnoreIndex)
+		}
+	}
+	switch dt {
+	case tensor.F32:
+		lossSum, count = crossEntropy(c, s32(h), s32(w), targets, N, C, V, chunkRows, gradScale, s32(dh), s32(dw))
+	case tensor.F64:
+		lossSum, count = crossEntropy(c, s64(h), s64(w), targets, N, C, V, chunkRows, gradScale, s64(dh), s64(dw))
+	}
+	return lossSum, count, nil
+}
+
+func crossEntropy[T gemm.Float](c *CPU, h, w []T, targets []int32, N, C, V, chunk int, gradScale float64, dh, dw []T) (float64, int) {
+	counted := make([]int, 0, N)
+	for n, t := range targets {
+		if t != backend.IgnoreIndex {
+			counted = append(counted, n)
+		}
+	}
+	if len(counted) == 0 {
+		return 0, 0
+	}
+	chunk = min(chunk, len(counted))
+	grads := dh != nil || dw != nil
+
+	// One scratch block: logits (chunk x V), gathered h rows (chunk x C) and,
+	// for dh, the block's dh before it is scattered back (chunk x C).
+	size := chunk*V + chunk*C
+	if dh != nil {
+		size += chunk * C
+	}
+	buf := getBuf[T](c, size)
+	defer putBuf(c, buf)
+	logits := buf[:chunk*V]
+	hbuf := buf[chunk*V : chunk*V+chunk*C]
+	dhbuf := buf[chunk*V+chunk*C:]
+
+	var loss float64
+	for a := 0; a < len(counted); a += chunk {
+		idx := counted[a:min(a+chunk, len(counted))]
+		rows := len(idx)
+		first := idx[0]
+		contiguous := idx[rows-1]-first == rows-1
+		var hb []T
+		if contiguous {
+			hb = h[first*C : (first+rows)*C]
+		} else {
+			hb = hbuf[:rows*C]
+			for r, n := range idx {
+				copy(hb[r*C:r*C+C], h[n*C:n*C+C])
+			}
+		}
+		lg := logits[:rows*V]
+		gemm.Gemm(false, true, rows, V, C, 1, hb, C, w, C, 0, lg, V)
+
+		for r, n := range idx {
+			row := lg[r*V : r*V+V]
+			t := targets[n]
+			mx := float64(row[0])
+			for _, v := range row {
+				if fv := float64(v); fv > mx {
+					mx = fv
+				}
+			}
+			target := float64(row[t])
+			var s float64
+			if grads {
+				for j, v := range row {
+					e := math.Exp(float64(v) - mx)
+					s += e
+					row[j] = T(e)
+				}
+			} else {
+				for _, v := range row {
+					s += math.Exp(float64(v) - mx)
+				}
+			}
+			loss += mx + math.Log(s) - target
+			if grads {
+				k := T(gradScale / s)
+				for j := range row {
+					row[j] *= k
+				}
+				// (p_t - 1) * gradScale from float64, not p_t*gradScale - gradScale
+				// in T, which cancels badly in float32 when p_t is near 1.
+				row[t] = T((math.Exp(target-mx)/s - 1) * gradScale)
+			}
+		}
+		if !grads {
+			continue
+		}
+		if dh != nil {
+			if contiguous {
+				gemm.Gemm(false, false, rows, C, V, 1, lg, V, w, C, 1, dh[first*C:(first+rows)*C], C)
+			} else {
+				db := dhbuf[:rows*C]
+				gemm.Gemm(false, false, rows, C, V, 1, lg, V, w, C, 0, db, C)
+				for r, n := range idx {
+					dst := dh[n*C : n*C+C]
+					for j, v := range db[r*C : r*C+C] {
+						dst[j] += v
+					}
+				}
+			}
+		}
+		if dw != nil {
+			gemm.Gemm(true, false, V, C, rows, 1, lg, V, hb, C, 1, dw, C)
+		}
+	}
+	return loss, len(counted)
+}

@@ -1,0 +1,103 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// Add computes y = a + b elementwise (equal element counts; shapes may
+// differ, e.g. (B, T, C) and (N, C)). y may alias a or b.
+func (c *CPU) Add(y, a, b *tensor.Tensor) {
+	const op = "Add"
+	checkNumel(op, "b", b, a.Numel(), a)
+	checkNumel(op, "y", y, a.Numel(), a)
+	switch dtypeOf(op, y, a, b) {
+	case tensor.F32:
+		add(s32(y), s32(a), s32(b))
+	case tensor.F64:
+		add(s64(y), s64(a), s64(b))
+	}
+}
+
+// AddInto computes dst += src (a residual gradient, say).
+func (c *CPU) AddInto(dst, src *tensor.Tensor) {
+	const op = "AddInto"
+	checkNumel(op, "src", src, dst.Numel(), dst)
+	switch dtypeOf(op, dst, src) {
+	case tensor.F32:
+		addInto(s32(dst), s32(src))
+	case tensor.F64:
+		addInto(s64(dst), s64(src))
+	}
+}
+
+// Scale computes x *= s (s rounded to x's dtype first).
+func (c *CPU) Scale(x *tensor.Tensor, s float64) {
+	switch dtypeOf("Scale", x) {
+	case tensor.F32:
+		scale(s32(x), float32(s))
+	case tensor.F64:
+		scale(s64(x), s)
+	}
+}
+
+// Copy sets dst = src; both have the same number of elements. Beyond the
+// interface's same-dtype contract, Copy also converts between any two float
+// dtypes (F32, F64, F16, BF16; narrowing rounds to nearest even), which
+// mixed precision uses to move between master weights and compute copies.
+// Non-float tensors are copied byte for byte when the dtypes match.
+func (c *CPU) Copy(dst, src *tensor.Tensor) {
+	n := src.Numel()
+	checkNumel("Copy", "dst", dst, n, src)
+	if dst.DType == src.DType {
+		switch dst.DType {
+		case tensor.F32:
+			copy(dst.F32[:n], src.F32[:n])
+		case tensor.F64:
+			copy(dst.F64[:n], src.F64[:n])
+		case tensor.F16, tensor.BF16:
+			copy(dst.U16[:n], src.U16[:n])
+		default:
+			s := dst.DType.Size()
+			copy(dst.Bytes[:n*s], src.Bytes[:n*s])
+		}
+		return
+	}
+	if !dst.DType.IsFloat() || !src.DType.IsFloat() {
+		panic(fmt.Sprintf("cpu.Copy: cannot copy %s into %s", src, dst))
+	}
+	switch {
+	case dst.DType == tensor.F32 && src.DType == tensor.F64:
+		for i, v := range src.F64[:n] {
+			dst.F32[i] = float32(v)
+		}
+	case dst.DType == tensor.F64 && src.DType == tensor.F32:
+		for i, v := range src.F32[:n] {
+			dst.F64[i] = float64(v)
+		}
+	default: // through float32, as tensor.Convert rounds
+		for i := 0; i < n; i++ {
+			dst.Set(i, src.At(i))
+		}
+	}
+}
+
+func add[T gemm.Float](y, a, b []T) {
+	for i := range y {
+		y[i] = a[i] + b[i]
+	}
+}
+
+func addInto[T gemm.Float](dst, src []T) {
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+func scale[T gemm.Float](x []T, s T) {
+	for i := range x {
+		x[i] *= s
+	}
+}

@@ -1,0 +1,145 @@
+#include "textflag.h"
+
+// Packing kernels (AVX), used by packA and packB for full panels; the
+// remainder of kc below a multiple of 8 is packed in Go.
+
+// TRANSPOSE4 turns four ymm registers holding [row0|row4], [row1|row5],
+// [row2|row6], [row3|row7] (four consecutive elements each) into four
+// registers o0..o3 holding, for each of the four elements in turn, the
+// values of rows 0..7. Clobbers Y8-Y11.
+#define TRANSPOSE4(r0, r1, r2, r3, o0, o1, o2, o3) \
+	VUNPCKLPS r1, r0, Y8; \
+	VUNPCKHPS r1, r0, Y9; \
+	VUNPCKLPS r3, r2, Y10; \
+	VUNPCKHPS r3, r2, Y11; \
+	VSHUFPS   $0x44, Y10, Y8, o0; \
+	VSHUFPS   $0xEE, Y10, Y8, o1; \
+	VSHUFPS   $0x44, Y11, Y9, o2; \
+	VSHUFPS   $0xEE, Y11, Y9, o3
+
+// LOAD8 loads elements [off, off+4) of rows 0..7 (row r at base + r*stride;
+// R12 = base, R13 = base + 4*stride, SI = stride, R9 = 3*stride) into
+// Y0..Y3 as [row0|row4], [row1|row5], [row2|row6], [row3|row7].
+#define LOAD8(off) \
+	VMOVUPS     off(R12), X0; \
+	VINSERTF128 $1, off(R13), Y0, Y0; \
+	VMOVUPS     off(R12)(SI*1), X1; \
+	VINSERTF128 $1, off(R13)(SI*1), Y1, Y1; \
+	VMOVUPS     off(R12)(SI*2), X2; \
+	VINSERTF128 $1, off(R13)(SI*2), Y2, Y2; \
+	VMOVUPS     off(R12)(R9*1), X3; \
+	VINSERTF128 $1, off(R13)(R9*1), Y3, Y3
+
+// func packB16T(kc int, src *float32, ldb int, dst *float32)
+//
+// Packs a 16-column panel of op(B) = B^T: row jj of B (16 rows at src,
+// stride ldb) becomes column jj of the kc x 16 panel at dst. kc must be a
+// positive multiple of 8.
+TEXT ·packB16T(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), AX
+	MOVQ ldb+16(FP), SI
+	MOVQ dst+24(FP), DI
+	SHLQ $2, SI
+	LEAQ (SI)(SI*2), R9
+	LEAQ (AX)(SI*8), R10 // rows 8..15
+	SHRQ $3, CX
+
+loopB:
+	// Rows 0..7 -> columns 0..7 of the panel rows p..p+7.
+	MOVQ AX, R12
+	LEAQ (AX)(SI*4), R13
+	LOAD8(0)
+	TRANSPOSE4(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+	VMOVUPS Y4, 0(DI)
+	VMOVUPS Y5, 64(DI)
+	VMOVUPS Y6, 128(DI)
+	VMOVUPS Y7, 192(DI)
+	LOAD8(16)
+	TRANSPOSE4(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+	VMOVUPS Y4, 256(DI)
+	VMOVUPS Y5, 320(DI)
+	VMOVUPS Y6, 384(DI)
+	VMOVUPS Y7, 448(DI)
+
+	// Rows 8..15 -> columns 8..15.
+	MOVQ R10, R12
+	LEAQ (R10)(SI*4), R13
+	LOAD8(0)
+	TRANSPOSE4(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+	VMOVUPS Y4, 32(DI)
+	VMOVUPS Y5, 96(DI)
+	VMOVUPS Y6, 160(DI)
+	VMOVUPS Y7, 224(DI)
+	LOAD8(16)
+	TRANSPOSE4(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+	VMOVUPS Y4, 288(DI)
+	VMOVUPS Y5, 352(DI)
+	VMOVUPS Y6, 416(DI)
+	VMOVUPS Y7, 480(DI)
+
+	ADDQ $32, AX
+	ADDQ $32, R10
+	ADDQ $512, DI
+	DECQ CX
+	JNE  loopB
+	VZEROUPPER
+	RET
+
+// LOAD6 is LOAD8 for six rows: rows 6 and 7 read as zero (a VEX load into
+// an xmm register clears the upper half).
+#define LOAD6(off) \
+	VMOVUPS     off(R12), X0; \
+	VINSERTF128 $1, off(R13), Y0, Y0; \
+	VMOVUPS     off(R12)(SI*1), X1; \
+	VINSERTF128 $1, off(R13)(SI*1), Y1, Y1; \
+	VMOVUPS     off(R12)(SI*2), X2; \
+	VMOVUPS     off(R12)(R9*1), X3
+
+// func packA6N(kc int, src *float32, lda int, dst *float32, alpha float32)
+//
+// Packs a 6-row panel of alpha*op(A) = alpha*A: row ii of A (6 rows at src,
+// stride lda) becomes element ii of each of the kc groups of 6 at dst. kc
+// must be a positive multiple of 8. Each group is written with a 32-byte
+// store whose last 8 bytes (zeros) the next group overwrites, so 8 bytes
+// past the panel's end are written: the caller leaves room for them.
+TEXT ·packA6N(SB), NOSPLIT, $0-36
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), R12
+	MOVQ lda+16(FP), SI
+	MOVQ dst+24(FP), DI
+	VBROADCASTSS alpha+32(FP), Y15
+	SHLQ $2, SI
+	LEAQ (SI)(SI*2), R9
+	LEAQ (R12)(SI*4), R13
+	SHRQ $3, CX
+
+loopA:
+	LOAD6(0)
+	TRANSPOSE4(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+	VMULPS  Y15, Y4, Y4
+	VMULPS  Y15, Y5, Y5
+	VMULPS  Y15, Y6, Y6
+	VMULPS  Y15, Y7, Y7
+	VMOVUPS Y4, 0(DI)
+	VMOVUPS Y5, 24(DI)
+	VMOVUPS Y6, 48(DI)
+	VMOVUPS Y7, 72(DI)
+	LOAD6(16)
+	TRANSPOSE4(Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7)
+	VMULPS  Y15, Y4, Y4
+	VMULPS  Y15, Y5, Y5
+	VMULPS  Y15, Y6, Y6
+	VMULPS  Y15, Y7, Y7
+	VMOVUPS Y4, 96(DI)
+	VMOVUPS Y5, 120(DI)
+	VMOVUPS Y6, 144(DI)
+	VMOVUPS Y7, 168(DI)
+
+	ADDQ $32, R12
+	ADDQ $32, R13
+	ADDQ $192, DI
+	DECQ CX
+	JNE  loopA
+	VZEROUPPER
+	RET

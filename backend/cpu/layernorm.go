@@ -1,0 +1,133 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// LayerNormForward normalizes each row of x (N, C) over its last dim, as
+// torch.nn.LayerNorm does (biased variance, eps inside the square root):
+// y = (x - mean) * rstd * w + b with rstd = 1/sqrt(var + eps). It saves mean
+// and rstd (N elements each) for the backward pass. b may be nil. Row
+// statistics are accumulated in float64 whatever the dtype.
+func (c *CPU) LayerNormForward(y, mean, rstd, x, w, b *tensor.Tensor, eps float64) {
+	const op = "LayerNormForward"
+	N, C := rc(x)
+	checkRC(op, "y", y, N, C)
+	checkNumel(op, "mean", mean, N, x)
+	checkNumel(op, "rstd", rstd, N, x)
+	checkNumel(op, "w", w, C, x)
+	checkNumel(op, "b", b, C, x)
+	switch dtypeOf(op, y, mean, rstd, x, w, b) {
+	case tensor.F32:
+		layerNormForward(s32(y), s32(mean), s32(rstd), s32(x), s32(w), s32(b), N, C, eps)
+	case tensor.F64:
+		layerNormForward(s64(y), s64(mean), s64(rstd), s64(x), s64(w), s64(b), N, C, eps)
+	}
+}
+
+// LayerNormBackward accumulates dx, dw and db (each may be nil) from dy,
+// using the mean and rstd saved by LayerNormForward.
+func (c *CPU) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor) {
+	const op = "LayerNormBackward"
+	N, C := rc(x)
+	checkRC(op, "dy", dy, N, C)
+	checkRC(op, "dx", dx, N, C)
+	checkNumel(op, "w", w, C, x)
+	checkNumel(op, "dw", dw, C, x)
+	checkNumel(op, "db", db, C, x)
+	checkNumel(op, "mean", mean, N, x)
+	checkNumel(op, "rstd", rstd, N, x)
+	switch dtypeOf(op, dx, dw, db, dy, x, w, mean, rstd) {
+	case tensor.F32:
+		layerNormBackward(s32(dx), s32(dw), s32(db), s32(dy), s32(x), s32(w), s32(mean), s32(rstd), N, C)
+	case tensor.F64:
+		layerNormBackward(s64(dx), s64(dw), s64(db), s64(dy), s64(x), s64(w), s64(mean), s64(rstd), N, C)
+	}
+}
+
+func layerNormForward[T gemm.Float](y, mean, rstd, x, w, b []T, N, C int, eps float64) {
+	if C == 0 {
+		return
+	}
+	for n := 0; n < N; n++ {
+		xr := x[n*C : n*C+C]
+		yr := y[n*C : n*C+C]
+		var s float64
+		for _, v := range xr {
+			s += float64(v)
+		}
+		m := s / float64(C)
+		var ss float64
+		for _, v := range xr {
+			d := float64(v) - m
+			ss += d * d
+		}
+		r := 1 / math.Sqrt(ss/float64(C)+eps)
+		mean[n], rstd[n] = T(m), T(r)
+		if b != nil {
+			for j, v := range xr {
+				yr[j] = T((float64(v)-m)*r*float64(w[j]) + float64(b[j]))
+			}
+		} else {
+			for j, v := range xr {
+				yr[j] = T((float64(v) - m) * r * float64(w[j]))
+			}
+		}
+	}
+}
+
+// layerNormBackward: with xhat = (x - mean) * rstd and g = dy * w,
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), dw = sum_n dy * xhat,
+// db = sum_n dy.
+func layerNormBackward[T gemm.Float](dx, dw, db, dy, x, w, mean, rstd []T, N, C int) {
+	if C == 0 || (dx == nil && dw == nil && db == nil) {
+		return
+	}
+	var dwAcc, dbAcc []float64
+	if dw != nil {
+		dwAcc = make([]float64, C)
+	}
+	if db != nil {
+		dbAcc = make([]float64, C)
+	}
+	for n := 0; n < N; n++ {
+		xr := x[n*C : n*C+C]
+		dyr := dy[n*C : n*C+C]
+		m, r := float64(mean[n]), float64(rstd[n])
+		if dx != nil {
+			var sg, sgx float64
+			for j, v := range xr {
+				g := float64(dyr[j]) * float64(w[j])
+				sg += g
+				sgx += g * (float64(v) - m) * r
+			}
+			sg /= float64(C)
+			sgx /= float64(C)
+			dxr := dx[n*C : n*C+C]
+			for j, v := range xr {
+				xhat := (float64(v) - m) * r
+				g := float64(dyr[j]) * float64(w[j])
+				dxr[j] += T(r * (g - sg - xhat*sgx))
+			}
+		}
+		if dwAcc != nil {
+			for j, v := range xr {
+				dwAcc[j] += float64(dyr[j]) * (float64(v) - m) * r
+			}
+		}
+		if dbAcc != nil {
+			for j, v := range dyr {
+				dbAcc[j] += float64(v)
+			}
+		}
+	}
+	for j, v := range dwAcc {
+		dw[j] += T(v)
+	}
+	for j, v := range dbAcc {
+		db[j] += T(v)
+	}
+}

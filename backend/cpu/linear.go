@@ -1,0 +1,82 @@
+package cpu
+
+import (
+	"fmt"
+
+	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// LinearForward computes y = x W^T + b. x is (N, in) (any leading shape that
+// flattens to N rows), w is (out, in), b is (out) or nil, y is (N, out).
+func (c *CPU) LinearForward(y, x, w, b *tensor.Tensor) {
+	const op = "LinearForward"
+	N, in := rc(x)
+	out := linearOut(op, w, in)
+	checkRC(op, "y", y, N, out)
+	checkNumel(op, "b", b, out, w)
+	switch dtypeOf(op, y, x, w, b) {
+	case tensor.F32:
+		linearForward(s32(y), s32(x), s32(w), s32(b), N, in, out)
+	case tensor.F64:
+		linearForward(s64(y), s64(x), s64(w), s64(b), N, in, out)
+	}
+}
+
+// LinearBackward accumulates dx += dy W, dw += dy^T x, db += sum_n dy[n,:].
+// Each of dx, dw, db may be nil and is then neither computed nor stored.
+func (c *CPU) LinearBackward(dx, dw, db, dy, x, w *tensor.Tensor) {
+	const op = "LinearBackward"
+	N, in := rc(x)
+	out := linearOut(op, w, in)
+	checkRC(op, "dy", dy, N, out)
+	checkRC(op, "dx", dx, N, in)
+	checkRC(op, "dw", dw, out, in)
+	checkNumel(op, "db", db, out, w)
+	switch dtypeOf(op, dx, dw, db, dy, x, w) {
+	case tensor.F32:
+		linearBackward(s32(dx), s32(dw), s32(db), s32(dy), s32(x), s32(w), N, in, out)
+	case tensor.F64:
+		linearBackward(s64(dx), s64(dw), s64(db), s64(dy), s64(x), s64(w), N, in, out)
+	}
+}
+
+// linearOut checks that w is (out, in) and returns out.
+func linearOut(op string, w *tensor.Tensor, in int) int {
+	out, win := rc(w)
+	if len(w.Shape) != 2 || win != in {
+		panic(fmt.Sprintf("cpu.%s: %s has shape %v, want (out, %d) to match the input's last dim", op, label("w", w), w.Shape, in))
+	}
+	return out
+}
+
+func linearForward[T gemm.Float](y, x, w, b []T, N, in, out int) {
+	var beta T
+	if b != nil {
+		for n := 0; n < N; n++ {
+			copy(y[n*out:n*out+out], b)
+		}
+		beta = 1
+	}
+	gemm.Gemm(false, true, N, out, in, 1, x, in, w, in, beta, y, out)
+}
+
+func linearBackward[T gemm.Float](dx, dw, db, dy, x, w []T, N, in, out int) {
+	if dx != nil {
+		gemm.Gemm(false, false, N, in, out, 1, dy, out, w, in, 1, dx, in)
+	}
+	if dw != nil {
+		gemm.Gemm(true, false, out, in, N, 1, dy, out, x, in, 1, dw, in)
+	}
+	if db != nil {
+		acc := make([]float64, out)
+		for n := 0; n < N; n++ {
+			for j, v := range dy[n*out : n*out+out] {
+				acc[j] += float64(v)
+			}
+		}
+		for j, v := range acc {
+			db[j] += T(v)
+		}
+	}
+}

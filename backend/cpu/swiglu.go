@@ -1,0 +1,67 @@
+package cpu
+
+import (
+	"math"
+
+	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// SwiGLUForward computes y = silu(gate) * up elementwise, with
+// silu(g) = g * sigmoid(g); all three are (N, I). y may alias gate or up.
+func (c *CPU) SwiGLUForward(y, gate, up *tensor.Tensor) {
+	const op = "SwiGLUForward"
+	n := gate.Numel()
+	checkNumel(op, "up", up, n, gate)
+	checkNumel(op, "y", y, n, gate)
+	switch dtypeOf(op, y, gate, up) {
+	case tensor.F32:
+		swigluForward(s32(y), s32(gate), s32(up))
+	case tensor.F64:
+		swigluForward(s64(y), s64(gate), s64(up))
+	}
+}
+
+// SwiGLUBackward accumulates dgate += dy * up * silu'(gate) and
+// dup += dy * silu(gate); either may be nil.
+func (c *CPU) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
+	const op = "SwiGLUBackward"
+	if dgate == nil && dup == nil {
+		return
+	}
+	n := gate.Numel()
+	checkNumel(op, "up", up, n, gate)
+	checkNumel(op, "dy", dy, n, gate)
+	checkNumel(op, "dgate", dgate, n, gate)
+	checkNumel(op, "dup", dup, n, gate)
+	switch dtypeOf(op, dgate, dup, dy, gate, up) {
+	case tensor.F32:
+		swigluBackward(s32(dgate), s32(dup), s32(dy), s32(gate), s32(up))
+	case tensor.F64:
+		swigluBackward(s64(dgate), s64(dup), s64(dy), s64(gate), s64(up))
+	}
+}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+func swigluForward[T gemm.Float](y, gate, up []T) {
+	for i, g := range gate {
+		gv := float64(g)
+		y[i] = T(gv * sigmoid(gv) * float64(up[i]))
+	}
+}
+
+// swigluBackward: silu'(g) = s (1 + g (1 - s)) with s = sigmoid(g).
+func swigluBackward[T gemm.Float](dgate, dup, dy, gate, up []T) {
+	for i, g := range gate {
+		gv := float64(g)
+		s := sigmoid(gv)
+		d := float64(dy[i])
+		if dgate != nil {
+			dgate[i] += T(d * float64(up[i]) * s * (1 + gv*(1-s)))
+		}
+		if dup != nil {
+			dup[i] += T(d * gv * s)
+		}
+	}
+}

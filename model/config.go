@@ -1,0 +1,295 @@
+// Package model holds the decoder-only Transformer: its configuration (with
+// Hugging Face config.json field names), a table of presets, the model with
+// explicit forward and backward passes, and Hugging Face checkpoint loading
+// and saving.
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+)
+
+// Family is the architecture family a config belongs to.
+type Family string
+
+const (
+	GPT2  Family = "gpt2"
+	Llama Family = "llama"
+	Qwen2 Family = "qwen2"
+)
+
+// Config describes a model. Field names and JSON tags follow Hugging Face
+// config.json (Llama/Qwen2 names; GPT-2's n_embd/n_layer/... are mapped on
+// load and written back under GPT-2's own names on save).
+type Config struct {
+	ModelType             string  `json:"model_type"`
+	VocabSize             int     `json:"vocab_size"`
+	HiddenSize            int     `json:"hidden_size"`
+	IntermediateSize      int     `json:"intermediate_size"`
+	NumHiddenLayers       int     `json:"num_hidden_layers"`
+	NumAttentionHeads     int     `json:"num_attention_heads"`
+	NumKeyValueHeads      int     `json:"num_key_value_heads"`
+	MaxPositionEmbeddings int     `json:"max_position_embeddings"`
+	RMSNormEps            float64 `json:"rms_norm_eps,omitempty"`
+	LayerNormEpsilon      float64 `json:"layer_norm_epsilon,omitempty"`
+	RopeTheta             float64 `json:"rope_theta,omitempty"`
+	TieWordEmbeddings     bool    `json:"tie_word_embeddings"`
+	HiddenAct             string  `json:"hidden_act"`
+	// AttentionBias is Llama's attention_bias (bias on q, k, v and o). For
+	// Qwen2 it is always true for q, k, v and false for o (Qwen2's fixed
+	// layout), whatever the file says.
+	AttentionBias bool `json:"attention_bias"`
+	MLPBias       bool `json:"mlp_bias,omitempty"`
+	BOSTokenID    *int `json:"bos_token_id,omitempty"`
+	EOSTokenID    *int `json:"eos_token_id,omitempty"`
+}
+
+// Family returns the architecture family named by ModelType.
+func (c *Config) Family() Family { return Family(c.ModelType) }
+
+// HeadDim is hidden_size / num_attention_heads.
+func (c *Config) HeadDim() int { return c.HiddenSize / c.NumAttentionHeads }
+
+// NormEps returns the epsilon of the family's normalisation layer.
+func (c *Config) NormEps() float64 {
+	if c.Family() == GPT2 {
+		return c.LayerNormEpsilon
+	}
+	return c.RMSNormEps
+}
+
+// QKVBias reports whether q/k/v projections carry a bias.
+func (c *Config) QKVBias() bool {
+	switch c.Family() {
+	case GPT2, Qwen2:
+		return true
+	}
+	return c.AttentionBias
+}
+
+// OBias reports whether the attention output projection carries a bias.
+func (c *Config) OBias() bool {
+	switch c.Family() {
+	case GPT2:
+		return true
+	case Qwen2:
+		return false
+	}
+	return c.AttentionBias
+}
+
+// Validate checks that the dimensions are possible; errors name the fields
+// and their values.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	switch c.Family() {
+	case GPT2, Llama, Qwen2:
+	default:
+		bad("model_type %q is not supported (want gpt2, llama or qwen2)", c.ModelType)
+	}
+	pos := func(name string, v int) {
+		if v <= 0 {
+			bad("%s = %d must be positive", name, v)
+		}
+	}
+	pos("vocab_size", c.VocabSize)
+	pos("hidden_size", c.HiddenSize)
+	pos("intermediate_size", c.IntermediateSize)
+	pos("num_hidden_layers", c.NumHiddenLayers)
+	pos("num_attention_heads", c.NumAttentionHeads)
+	pos("num_key_value_heads", c.NumKeyValueHeads)
+	pos("max_position_embeddings", c.MaxPositionEmbeddings)
+	if c.NumAttentionHeads > 0 && c.HiddenSize > 0 && c.HiddenSize%c.NumAttentionHeads != 0 {
+		bad("hidden_size = %d is not divisible by num_attention_heads = %d", c.HiddenSize, c.NumAttentionHeads)
+	}
+	if c.NumKeyValueHeads > 0 && c.NumAttentionHeads > 0 && c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
+		bad("num_attention_heads = %d is not a multiple of num_key_value_heads = %d", c.NumAttentionHeads, c.NumKeyValueHeads)
+	}
+	if c.NumAttentionHeads > 0 && c.HiddenSize > 0 && c.HiddenSize%c.NumAttentionHeads == 0 && c.Family() != GPT2 && c.HeadDim()%2 != 0 {
+		bad("head dim hidden_size/num_attention_heads = %d/%d = %d must be even for rotary embeddings", c.HiddenSize, c.NumAttentionHeads, c.HeadDim())
+	}
+	eps := c.NormEps()
+	if !(eps > 0) || math.IsInf(eps, 0) {
+		if c.Family() == GPT2 {
+			bad("layer_norm_epsilon = %g must be positive", eps)
+		} else {
+			bad("rms_norm_eps = %g must be positive", eps)
+		}
+	}
+	if c.Family() == GPT2 {
+		if c.NumKeyValueHeads != c.NumAttentionHeads {
+			bad("gpt2 needs num_key_value_heads = %d equal to num_attention_heads = %d", c.NumKeyValueHeads, c.NumAttentionHeads)
+		}
+		if !c.TieWordEmbeddings {
+			bad("gpt2 requires tie_word_embeddings = true")
+		}
+		if c.HiddenAct != "gelu_new" && c.HiddenAct != "gelu_pytorch_tanh" {
+			bad("gpt2 activation_function = %q is not supported (want gelu_new)", c.HiddenAct)
+		}
+	} else {
+		if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
+			bad("rope_theta = %g must be positive", c.RopeTheta)
+		}
+		if c.HiddenAct != "silu" {
+			bad("hidden_act = %q is not supported for %s (want silu)", c.HiddenAct, c.ModelType)
+		}
+	}
+	if c.MLPBias {
+		bad("mlp_bias = true is not supported")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ParseConfig reads a Hugging Face config.json. GPT-2 field names (n_embd,
+// n_layer, n_head, n_positions, n_inner, activation_function) are mapped to
+// the common names. Unsupported features that would change the maths
+// (rope_scaling, sliding windows) are errors.
+func ParseConfig(data []byte) (*Config, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	num := func(key string) (float64, bool) {
+		v, ok := raw[key]
+		if !ok || v == nil {
+			return 0, false
+		}
+		f, ok := v.(float64)
+		return f, ok
+	}
+	if c.ModelType == "" {
+		return nil, fmt.Errorf("config.json: missing model_type")
+	}
+	switch c.ModelType {
+	case "gpt2":
+		ints := map[string]*int{"n_embd": &c.HiddenSize, "n_layer": &c.NumHiddenLayers, "n_head": &c.NumAttentionHeads, "n_positions": &c.MaxPositionEmbeddings}
+		for k, p := range ints {
+			if v, ok := num(k); ok {
+				*p = int(v)
+			}
+		}
+		c.IntermediateSize = 4 * c.HiddenSize
+		if v, ok := num("n_inner"); ok {
+			c.IntermediateSize = int(v)
+		}
+		c.NumKeyValueHeads = c.NumAttentionHeads
+		c.HiddenAct = "gelu_new"
+		if s, ok := raw["activation_function"].(string); ok {
+			c.HiddenAct = s
+		}
+		if _, ok := raw["layer_norm_epsilon"]; !ok {
+			c.LayerNormEpsilon = 1e-5
+		}
+		if _, ok := raw["tie_word_embeddings"]; !ok {
+			c.TieWordEmbeddings = true
+		}
+	case "llama", "qwen2", "mistral":
+		if c.ModelType == "mistral" {
+			c.ModelType = "llama"
+		}
+		if _, ok := raw["num_key_value_heads"]; !ok || raw["num_key_value_heads"] == nil {
+			c.NumKeyValueHeads = c.NumAttentionHeads
+		}
+		if _, ok := raw["rope_theta"]; !ok {
+			c.RopeTheta = 10000
+		}
+		if _, ok := raw["rms_norm_eps"]; !ok {
+			c.RMSNormEps = 1e-6
+		}
+		if _, ok := raw["hidden_act"]; !ok {
+			c.HiddenAct = "silu"
+		}
+		if _, ok := raw["tie_word_embeddings"]; !ok {
+			c.TieWordEmbeddings = false // transformers' default for LlamaConfig and Qwen2Config
+		}
+		if v, ok := raw["rope_scaling"]; ok && v != nil {
+			return nil, fmt.Errorf("config.json: rope_scaling = %v is not supported", v)
+		}
+		if v, ok := raw["use_sliding_window"].(bool); ok && v {
+			return nil, fmt.Errorf("config.json: use_sliding_window = true is not supported")
+		}
+		if v, ok := num("head_dim"); ok && c.NumAttentionHeads > 0 && int(v) != c.HiddenSize/c.NumAttentionHeads {
+			return nil, fmt.Errorf("config.json: head_dim = %d differs from hidden_size/num_attention_heads = %d; not supported", int(v), c.HiddenSize/c.NumAttentionHeads)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config.json: %w", err)
+	}
+	return &c, nil
+}
+
+// LoadConfig reads and validates path (a config.json).
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// HFJSON renders the config as a Hugging Face config.json, with the
+// family's own field names, model_type and architectures.
+func (c *Config) HFJSON() ([]byte, error) {
+	m := map[string]any{
+		"model_type":          c.ModelType,
+		"vocab_size":          c.VocabSize,
+		"tie_word_embeddings": c.TieWordEmbeddings,
+		"torch_dtype":         "float32",
+	}
+	if c.BOSTokenID != nil {
+		m["bos_token_id"] = *c.BOSTokenID
+	}
+	if c.EOSTokenID != nil {
+		m["eos_token_id"] = *c.EOSTokenID
+	}
+	switch c.Family() {
+	case GPT2:
+		m["architectures"] = []string{"GPT2LMHeadModel"}
+		m["n_embd"] = c.HiddenSize
+		m["n_layer"] = c.NumHiddenLayers
+		m["n_head"] = c.NumAttentionHeads
+		m["n_positions"] = c.MaxPositionEmbeddings
+		m["n_ctx"] = c.MaxPositionEmbeddings
+		m["n_inner"] = c.IntermediateSize
+		m["activation_function"] = c.HiddenAct
+		m["layer_norm_epsilon"] = c.LayerNormEpsilon
+		m["resid_pdrop"] = 0.0
+		m["embd_pdrop"] = 0.0
+		m["attn_pdrop"] = 0.0
+	default:
+		if c.Family() == Llama {
+			m["architectures"] = []string{"LlamaForCausalLM"}
+			m["attention_bias"] = c.AttentionBias
+			m["mlp_bias"] = false
+		} else {
+			m["architectures"] = []string{"Qwen2ForCausalLM"}
+			m["use_sliding_window"] = false
+		}
+		m["hidden_size"] = c.HiddenSize
+		m["intermediate_size"] = c.IntermediateSize
+		m["num_hidden_layers"] = c.NumHiddenLayers
+		m["num_attention_heads"] = c.NumAttentionHeads
+		m["num_key_value_heads"] = c.NumKeyValueHeads
+		m["max_position_embeddings"] = c.MaxPositionEmbeddings
+		m["rms_norm_eps"] = c.RMSNormEps
+		m["rope_theta"] = c.RopeTheta
+		m["hidden_act"] = c.HiddenAct
+		m["attention_dropout"] = 0.0
+	}
+	return json.MarshalIndent(m, "", "  ")
+}

@@ -1,0 +1,269 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// layerActs are the activations one block saves for its backward pass.
+type layerActs struct {
+	ln1, ln1Mean, ln1Rstd *tensor.Tensor
+	q, k, v               *tensor.Tensor // q and k after RoPE
+	att, lse              *tensor.Tensor
+	mid                   *tensor.Tensor // residual after attention
+	ln2, ln2Mean, ln2Rstd *tensor.Tensor
+	h1, h2, act           *tensor.Tensor // GPT-2: fc pre-activation (h1), gelu (act); SwiGLU: gate (h1), up (h2), silu(gate)*up (act)
+}
+
+// activations are sized once for (B, T) and reused every step.
+type activations struct {
+	B, T   int
+	resid  []*tensor.Tensor // L+1 residual streams (N, C): resid[0] embeddings, resid[l+1] block l output
+	layers []layerActs
+	lnf, lnfMean, lnfRstd *tensor.Tensor
+	tmp                   *tensor.Tensor // (N, C) scratch
+
+	// gradient scratch, shared by all layers
+	dres, dmid, dln, dhidden *tensor.Tensor
+	datt, dq, dk, dv         *tensor.Tensor
+	dact, dh1, dh2           *tensor.Tensor
+	pos                      []int32 // default positions 0..T-1
+}
+
+// Plan sizes the activation buffers for batches of B sequences of T tokens.
+// Forward then accepts only that shape; call Plan again to change it.
+func (m *Transformer) Plan(B, T int) error {
+	c := &m.Cfg
+	if B <= 0 || T <= 0 {
+		return fmt.Errorf("plan: batch %d x %d must be positive", B, T)
+	}
+	if T > c.MaxPositionEmbeddings {
+		return fmt.Errorf("plan: sequence length %d exceeds max_position_embeddings %d", T, c.MaxPositionEmbeddings)
+	}
+	N, C, I := B*T, c.HiddenSize, c.IntermediateSize
+	hs := c.HeadDim()
+	Q, KV := c.NumAttentionHeads*hs, c.NumKeyValueHeads*hs
+	nt := func(shape ...int) *tensor.Tensor { return tensor.New(m.DType, shape...) }
+	a := &activations{B: B, T: T}
+	for l := 0; l <= c.NumHiddenLayers; l++ {
+		a.resid = append(a.resid, nt(N, C))
+	}
+	a.layers = make([]layerActs, c.NumHiddenLayers)
+	for l := range a.layers {
+		la := &a.layers[l]
+		la.ln1, la.ln1Mean, la.ln1Rstd = nt(N, C), nt(N), nt(N)
+		la.q, la.k, la.v = nt(N, Q), nt(N, KV), nt(N, KV)
+		la.att, la.lse = nt(N, Q), nt(B*c.NumAttentionHeads*T)
+		la.mid = nt(N, C)
+		la.ln2, la.ln2Mean, la.ln2Rstd = nt(N, C), nt(N), nt(N)
+		la.h1, la.act = nt(N, I), nt(N, I)
+		if c.Family() != GPT2 {
+			la.h2 = nt(N, I)
+		}
+	}
+	a.lnf, a.lnfMean, a.lnfRstd = nt(N, C), nt(N), nt(N)
+	a.tmp = nt(N, C)
+	a.dres, a.dmid, a.dln, a.dhidden = nt(N, C), nt(N, C), nt(N, C), nt(N, C)
+	a.datt, a.dq, a.dk, a.dv = nt(N, Q), nt(N, Q), nt(N, KV), nt(N, KV)
+	a.dact, a.dh1, a.dh2 = nt(N, I), nt(N, I), nt(N, I)
+	a.pos = make([]int32, N)
+	for i := range a.pos {
+		a.pos[i] = int32(i % T)
+	}
+	m.acts = a
+	return nil
+}
+
+func (m *Transformer) checkBatch(b *Batch) error {
+	if m.acts == nil {
+		if err := m.Plan(b.B, b.T); err != nil {
+			return err
+		}
+	}
+	a := m.acts
+	if b.B != a.B || b.T != a.T {
+		return fmt.Errorf("batch shape %dx%d differs from the planned %dx%d (call Plan to change it)", b.B, b.T, a.B, a.T)
+	}
+	n := b.B * b.T
+	if len(b.IDs) != n {
+		return fmt.Errorf("batch: %d input ids for %dx%d", len(b.IDs), b.B, b.T)
+	}
+	for name, s := range map[string][]int32{"Pos": b.Pos, "KeyMask": b.KeyMask, "Segments": b.Segments, "Targets": b.Targets} {
+		if s != nil && len(s) != n {
+			return fmt.Errorf("batch: %s has %d entries for %dx%d", name, len(s), b.B, b.T)
+		}
+	}
+	if b.Pos != nil {
+		for i, p := range b.Pos {
+			if p < 0 || int(p) >= m.Cfg.MaxPositionEmbeddings {
+				return fmt.Errorf("batch: position id %d at index %d outside [0, %d)", p, i, m.Cfg.MaxPositionEmbeddings)
+			}
+		}
+	}
+	return nil
+}
+
+func (m *Transformer) attnParams(b *Batch) backend.AttnParams {
+	c := &m.Cfg
+	return backend.AttnParams{B: b.B, T: b.T, NH: c.NumAttentionHeads, KVH: c.NumKeyValueHeads, HS: c.HeadDim(),
+		KeyMask: b.KeyMask, Segments: b.Segments}
+}
+
+// Forward runs the model on b and leaves the final normalised hidden states
+// (N, C) in Hidden().
+func (m *Transformer) Forward(b *Batch) error {
+	if err := m.checkBatch(b); err != nil {
+		return err
+	}
+	be, c, a := m.BE, &m.Cfg, m.acts
+	pos := b.Pos
+	if pos == nil {
+		pos = a.pos
+	}
+	if err := be.EmbeddingForward(a.resid[0], m.Embed, b.IDs, false); err != nil {
+		return err
+	}
+	if m.PosEmbed != nil {
+		if err := be.EmbeddingForward(a.resid[0], m.PosEmbed, pos, true); err != nil {
+			return err
+		}
+	}
+	ap := m.attnParams(b)
+	hs := c.HeadDim()
+	for l, blk := range m.Blocks {
+		la := &a.layers[l]
+		in, out := a.resid[l], a.resid[l+1]
+		blk.Norm1.Forward(la.ln1, la.ln1Mean, la.ln1Rstd, in)
+		blk.Q.Forward(la.q, la.ln1)
+		blk.K.Forward(la.k, la.ln1)
+		blk.V.Forward(la.v, la.ln1)
+		if c.Family() != GPT2 {
+			be.RoPE(la.q.Reshape(b.B, b.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, false)
+			be.RoPE(la.k.Reshape(b.B, b.T, c.NumKeyValueHeads, hs), pos, c.RopeTheta, false)
+		}
+		be.AttentionForward(la.att, la.lse, la.q, la.k, la.v, ap)
+		blk.O.Forward(a.tmp, la.att)
+		be.Add(la.mid, in, a.tmp)
+		blk.Norm2.Forward(la.ln2, la.ln2Mean, la.ln2Rstd, la.mid)
+		if c.Family() == GPT2 {
+			blk.Fc.Forward(la.h1, la.ln2)
+			be.GELUForward(la.act, la.h1)
+			blk.Proj.Forward(a.tmp, la.act)
+		} else {
+			blk.Gate.Forward(la.h1, la.ln2)
+			blk.Up.Forward(la.h2, la.ln2)
+			be.SwiGLUForward(la.act, la.h1, la.h2)
+			blk.Down.Forward(a.tmp, la.act)
+		}
+		be.Add(out, la.mid, a.tmp)
+	}
+	m.NormF.Forward(a.lnf, a.lnfMean, a.lnfRstd, a.resid[len(m.Blocks)])
+	return nil
+}
+
+// Hidden returns the final normalised hidden states (N, C) of the last Forward.
+func (m *Transformer) Hidden() *tensor.Tensor { return m.acts.lnf }
+
+// DHidden returns the buffer holding the gradient of the loss with respect
+// to Hidden(); losses other than the LM loss (reward heads, DPO) write here
+// before calling Backward.
+func (m *Transformer) DHidden() *tensor.Tensor { return m.acts.dhidden }
+
+// Loss computes the summed cross-entropy of b.Targets from the hidden
+// states of the last Forward. With grad, it also clears DHidden and fills it
+// (and the LM head's gradient) with the gradient of gradScale·lossSum.
+func (m *Transformer) Loss(b *Batch, gradScale float64, grad bool) (lossSum float64, count int, err error) {
+	if b.Targets == nil {
+		return 0, 0, fmt.Errorf("loss: batch has no targets")
+	}
+	var dh, dw *tensor.Tensor
+	if grad {
+		m.acts.dhidden.Zero()
+		dh, dw = m.acts.dhidden, m.DLMHead
+	}
+	return m.BE.CrossEntropy(m.acts.lnf, m.LMHead, b.Targets, m.ChunkRows, gradScale, dh, dw)
+}
+
+// Logits returns the full (N, V) logits of the last Forward. For tests and
+// small models only: training never forms them.
+func (m *Transformer) Logits() *tensor.Tensor {
+	n := m.acts.B * m.acts.T
+	out := tensor.New(m.DType, n, m.Cfg.VocabSize)
+	m.BE.LinearForward(out, m.acts.lnf, m.LMHead, nil)
+	return out
+}
+
+// Backward propagates DHidden() through the model, accumulating parameter
+// gradients. It must follow Forward on the same batch.
+func (m *Transformer) Backward(b *Batch) {
+	be, c, a := m.BE, &m.Cfg, m.acts
+	pos := b.Pos
+	if pos == nil {
+		pos = a.pos
+	}
+	L := len(m.Blocks)
+	ap := m.attnParams(b)
+	hs := c.HeadDim()
+	a.dres.Zero()
+	m.NormF.Backward(a.dres, a.dhidden, a.resid[L], a.lnfMean, a.lnfRstd)
+	for l := L - 1; l >= 0; l-- {
+		blk, la := m.Blocks[l], &a.layers[l]
+		in := a.resid[l]
+		// out = mid + mlp(norm2(mid))
+		be.Copy(a.dmid, a.dres)
+		a.dact.Zero()
+		a.dh1.Zero()
+		a.dln.Zero()
+		if c.Family() == GPT2 {
+			blk.Proj.Backward(a.dact, a.dres, la.act)
+			be.GELUBackward(a.dh1, a.dact, la.h1)
+			blk.Fc.Backward(a.dln, a.dh1, la.ln2)
+		} else {
+			a.dh2.Zero()
+			blk.Down.Backward(a.dact, a.dres, la.act)
+			be.SwiGLUBackward(a.dh1, a.dh2, a.dact, la.h1, la.h2)
+			blk.Gate.Backward(a.dln, a.dh1, la.ln2)
+			blk.Up.Backward(a.dln, a.dh2, la.ln2)
+		}
+		blk.Norm2.Backward(a.dmid, a.dln, la.mid, la.ln2Mean, la.ln2Rstd)
+		// mid = in + o(attn(norm1(in)))
+		a.datt.Zero()
+		blk.O.Backward(a.datt, a.dmid, la.att)
+		a.dq.Zero()
+		a.dk.Zero()
+		a.dv.Zero()
+		be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, ap)
+		if c.Family() != GPT2 {
+			be.RoPE(a.dq.Reshape(b.B, b.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, true)
+			be.RoPE(a.dk.Reshape(b.B, b.T, c.NumKeyValueHeads, hs), pos, c.RopeTheta, true)
+		}
+		a.dln.Zero()
+		blk.Q.Backward(a.dln, a.dq, la.ln1)
+		blk.K.Backward(a.dln, a.dk, la.ln1)
+		blk.V.Backward(a.dln, a.dv, la.ln1)
+		be.Copy(a.dres, a.dmid)
+		blk.Norm1.Backward(a.dres, a.dln, in, la.ln1Mean, la.ln1Rstd)
+	}
+	if m.DEmbed != nil {
+		be.EmbeddingBackward(m.DEmbed, a.dres, b.IDs)
+	}
+	if m.DPosEmbed != nil {
+		be.EmbeddingBackward(m.DPosEmbed, a.dres, pos)
+	}
+}
+
+// ForwardBackward runs forward, the LM loss and backward on one
+// micro-batch, accumulating gradients of gradScale·lossSum.
+func (m *Transformer) ForwardBackward(b *Batch, gradScale float64) (lossSum float64, count int, err error) {
+	if err := m.Forward(b); err != nil {
+		return 0, 0, err
+	}
+	lossSum, count, err = m.Loss(b, gradScale, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	m.Backward(b)
+	return lossSum, count, nil
+}

@@ -1,0 +1,233 @@
+package model
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/safetensors"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// knownBuffers are non-parameter tensors some checkpoints carry (GPT-2's
+// causal-mask buffers, Llama's rotary inv_freq); they are skipped silently.
+func knownBuffer(name string) bool {
+	return strings.HasSuffix(name, ".attn.bias") || strings.HasSuffix(name, ".attn.masked_bias") ||
+		strings.HasSuffix(name, "rotary_emb.inv_freq")
+}
+
+// diskNames returns the names a parameter may have in a checkpoint, most
+// likely first (GPT-2 files from the original release lack "transformer.").
+func diskNames(name string) []string {
+	if rest, ok := strings.CutPrefix(name, "transformer."); ok {
+		return []string{name, rest}
+	}
+	return []string{name}
+}
+
+// LoadHF loads a Hugging Face model directory (config.json plus
+// model.safetensors or a sharded index). Weights stored as F16/BF16/F64 are
+// converted to dt. warnings name tensors in the files that the model does
+// not use.
+func LoadHF(dir string, be backend.Backend, dt tensor.DType, trainable bool) (m *Transformer, warnings []string, err error) {
+	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := safetensors.OpenSharded(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer st.Close()
+	m, err = New(cfg, be, dt, trainable)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnings, err = m.LoadWeights(st, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, warnings, nil
+}
+
+// WeightSource is what LoadWeights reads from (a safetensors file or a
+// sharded set).
+type WeightSource interface {
+	Names() []string
+	Info(name string) (safetensors.TensorInfo, bool)
+	TensorF32(name string) ([]float32, error)
+}
+
+// LoadWeights copies every parameter from src, checking names and shapes.
+// where names the source in errors.
+func (m *Transformer) LoadWeights(src WeightSource, where string) (warnings []string, err error) {
+	used := map[string]bool{}
+	for _, p := range m.Params.Tensors() {
+		var found string
+		for _, n := range diskNames(p.Name) {
+			if _, ok := src.Info(n); ok {
+				found = n
+				break
+			}
+		}
+		if found == "" {
+			return nil, fmt.Errorf("%s: missing tensor %q (shape %v)", where, p.Name, p.Shape)
+		}
+		used[found] = true
+		info, _ := src.Info(found)
+		want := p.Shape
+		conv := m.Cfg.Family() == GPT2 && IsConv1D(p.Name)
+		if conv {
+			want = tensor.Shape{p.Shape[1], p.Shape[0]}
+		}
+		if !info.Shape.Equal(want) {
+			return nil, fmt.Errorf("%s: tensor %q has shape %v in the checkpoint, the config needs %v", where, found, info.Shape, want)
+		}
+		if !info.DType.IsFloat() {
+			return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float type", where, found, info.DType)
+		}
+		data, err := src.TensorF32(found)
+		if err != nil {
+			return nil, err
+		}
+		if conv {
+			data = transpose(data, want[0], want[1])
+		}
+		for i, v := range data {
+			p.Set(i, float64(v))
+		}
+	}
+	var extra []string
+	for _, n := range src.Names() {
+		if used[n] || knownBuffer(n) {
+			continue
+		}
+		if n == "lm_head.weight" && m.Cfg.TieWordEmbeddings {
+			continue // a tied head saved anyway
+		}
+		extra = append(extra, n)
+	}
+	sort.Strings(extra)
+	for _, n := range extra {
+		warnings = append(warnings, fmt.Sprintf("%s: ignoring unknown tensor %q", where, n))
+	}
+	return warnings, nil
+}
+
+func transpose(a []float32, rows, cols int) []float32 {
+	out := make([]float32, len(a))
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			out[j*rows+i] = a[i*cols+j]
+		}
+	}
+	return out
+}
+
+// HFTensors returns the parameters as a Hugging Face checkpoint holds them:
+// original names, GPT-2 Conv1D weights transposed back to (in, out),
+// converted to dtype dt (F32, F16 or BF16).
+func (m *Transformer) HFTensors(dt tensor.DType) ([]*tensor.Tensor, error) {
+	var out []*tensor.Tensor
+	for _, p := range m.Params.Tensors() {
+		t := tensor.New(tensor.F32, p.Shape...)
+		for i := range t.F32 {
+			t.F32[i] = float32(p.At(i))
+		}
+		if m.Cfg.Family() == GPT2 && IsConv1D(p.Name) {
+			t = tensor.FromF32(transpose(t.F32, p.Shape[0], p.Shape[1]), p.Shape[1], p.Shape[0])
+		}
+		t.Name = p.Name
+		if dt != tensor.F32 {
+			c, err := tensor.Convert(t, dt)
+			if err != nil {
+				return nil, err
+			}
+			t = c
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// SaveOptions control SaveHF.
+type SaveOptions struct {
+	DType         tensor.DType // F32 (default), F16 or BF16
+	MaxShardBytes int64        // 0: one file
+}
+
+// SaveHF writes a Hugging Face model directory: config.json (with
+// model_type, architectures and torch_dtype), model.safetensors (or shards
+// and an index) and generation_config.json. Each file is written atomically.
+func (m *Transformer) SaveHF(dir string, opt SaveOptions) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ts, err := m.HFTensors(opt.DType)
+	if err != nil {
+		return err
+	}
+	cfgJSON, err := m.Cfg.HFJSON()
+	if err != nil {
+		return err
+	}
+	var cm map[string]any
+	_ = json.Unmarshal(cfgJSON, &cm)
+	cm["torch_dtype"] = map[tensor.DType]string{tensor.F32: "float32", tensor.F16: "float16", tensor.BF16: "bfloat16"}[opt.DType]
+	cfgJSON, _ = json.MarshalIndent(cm, "", "  ")
+	if err := WriteFileAtomic(filepath.Join(dir, "config.json"), append(cfgJSON, '\n')); err != nil {
+		return err
+	}
+	gen := map[string]any{"_from_model_config": true}
+	if m.Cfg.BOSTokenID != nil {
+		gen["bos_token_id"] = *m.Cfg.BOSTokenID
+	}
+	if m.Cfg.EOSTokenID != nil {
+		gen["eos_token_id"] = *m.Cfg.EOSTokenID
+	}
+	genJSON, _ := json.MarshalIndent(gen, "", "  ")
+	if err := WriteFileAtomic(filepath.Join(dir, "generation_config.json"), append(genJSON, '\n')); err != nil {
+		return err
+	}
+	max := opt.MaxShardBytes
+	if max <= 0 {
+		max = 1 << 62
+	}
+	return safetensors.WriteSharded(dir, "model", ts, max, map[string]string{"format": "pt"})
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory, fsyncs it and renames it into place, so a crash leaves either
+// the old file or the new one.
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+)
+
+// SampleOptions control how the next token is chosen from logits.
+type SampleOptions struct {
+	Temperature       float64 // 0: greedy
+	TopK              int     // 0: off
+	TopP              float64 // 0 or 1: off
+	RepetitionPenalty float64 // 1 or 0: off; as in transformers (CTRL): positive logits divided, negative multiplied
+}
+
+// Sample picks a token id from logits (modified in place by the
+// repetition penalty) given the tokens generated so far.
+func Sample(logits []float32, history []int32, opt SampleOptions, rng *rand.Rand) int32 {
+	if opt.RepetitionPenalty > 0 && opt.RepetitionPenalty != 1 {
+		seen := map[int32]bool{}
+		for _, t := range history {
+			if seen[t] || int(t) >= len(logits) || t < 0 {
+				continue
+			}
+			seen[t] = true
+			if logits[t] > 0 {
+				logits[t] /= float32(opt.RepetitionPenalty)
+			} else {
+				logits[t] *= float32(opt.RepetitionPenalty)
+			}
+		}
+	}
+	if opt.Temperature <= 0 {
+		best := 0
+		for i, v := range logits {
+			if v > logits[best] {
+				best = i
+			}
+		}
+		return int32(best)
+	}
+	type cand struct {
+		id int
+		p  float64
+	}
+	cands := make([]cand, len(logits))
+	mx := math.Inf(-1)
+	for _, v := range logits {
+		mx = math.Max(mx, float64(v)/opt.Temperature)
+	}
+	for i, v := range logits {
+		cands[i] = cand{i, float64(v)/opt.Temperature - mx}
+	}
+	sort.SliceStable(cands, func(a, b int) bool { return cands[a].p > cands[b].p })
+	if opt.TopK > 0 && opt.TopK < len(cands) {
+		cands = cands[:opt.TopK]
+	}
+	var sum float64
+	for i := range cands {
+		cands[i].p = math.Exp(cands[i].p)
+		sum += cands[i].p
+	}
+	if opt.TopP > 0 && opt.TopP < 1 {
+		var acc float64
+		for i := range cands {
+			acc += cands[i].p / sum
+			if acc >= opt.TopP {
+				cands = cands[:i+1]
+				break
+			}
+		}
+		sum = 0
+		for _, c := range cands {
+			sum += c.p
+		}
+	}
+	r := rng.Float64() * sum
+	for _, c := range cands {
+		r -= c.p
+		if r <= 0 {
+			return int32(c.id)
+		}
+	}
+	return int32(cands[len(cands)-1].id)
+}

@@ -1,0 +1,187 @@
+// Package train holds shoggo's training recipes and what they share:
+// the optimisation step with gradient accumulation and training checkpoints.
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/shoggo/shoggo/model"
+	"github.com/shoggo/shoggo/optim"
+	"github.com/shoggo/shoggo/safetensors"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// State is everything besides weights and optimizer moments that a run
+// needs to resume exactly.
+type State struct {
+	Step int `json:"step"`
+	// RNG is the marshalled state of the run's random source (rand.PCG).
+	RNG []byte `json:"rng"`
+	// Data is the data loader's position, as the loader marshals it.
+	Data json.RawMessage `json:"data,omitempty"`
+	// Extra holds recipe-specific values (best validation loss, ...).
+	Extra map[string]float64 `json:"extra,omitempty"`
+}
+
+const (
+	stateFile = "trainer_state.json"
+	optFile   = "optimizer.safetensors"
+)
+
+// CheckpointName is the directory name of the checkpoint at step.
+func CheckpointName(step int) string { return fmt.Sprintf("step-%08d", step) }
+
+// SaveCheckpoint writes root/step-NNNNNNNN: the model as a Hugging Face
+// directory (usable by generate), the optimizer moments and the trainer
+// state. The directory is assembled under a temporary name, every file
+// fsynced, then renamed into place, and root/latest is updated atomically
+// last: a crash at any point leaves the previous checkpoint intact.
+func SaveCheckpoint(root string, m *model.Transformer, opt *optim.AdamW, st State) (string, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	name := CheckpointName(st.Step)
+	final := filepath.Join(root, name)
+	tmp, err := os.MkdirTemp(root, "."+name+".tmp")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := m.SaveHF(tmp, model.SaveOptions{DType: tensor.F32}); err != nil {
+		return "", err
+	}
+	if opt != nil {
+		if err := safetensors.Write(filepath.Join(tmp, optFile), opt.State(), map[string]string{"step": fmt.Sprint(opt.StepCount())}); err != nil {
+			return "", err
+		}
+	}
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := model.WriteFileAtomic(filepath.Join(tmp, stateFile), data); err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(final); err == nil {
+		old := final + ".old"
+		os.RemoveAll(old)
+		if err := os.Rename(final, old); err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", err
+	}
+	syncDir(root)
+	if err := model.WriteFileAtomic(filepath.Join(root, "latest"), []byte(name+"\n")); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// LatestCheckpoint returns the path of the newest complete checkpoint under
+// root (the one named in root/latest, else the highest step directory).
+func LatestCheckpoint(root string) (string, error) {
+	if b, err := os.ReadFile(filepath.Join(root, "latest")); err == nil {
+		p := filepath.Join(root, strings.TrimSpace(string(b)))
+		if _, err := os.Stat(filepath.Join(p, stateFile)); err == nil {
+			return p, nil
+		}
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return "", fmt.Errorf("no checkpoint in %s: %w", root, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), "step-") && !strings.Contains(e.Name(), ".") {
+			if _, err := os.Stat(filepath.Join(root, e.Name(), stateFile)); err == nil {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	if len(names) == 0 {
+		return "", fmt.Errorf("no checkpoint in %s", root)
+	}
+	sort.Strings(names)
+	return filepath.Join(root, names[len(names)-1]), nil
+}
+
+// LoadCheckpoint restores weights, optimizer moments and step into m and
+// opt (already built with the same config) and returns the trainer state.
+func LoadCheckpoint(path string, m *model.Transformer, opt *optim.AdamW) (State, error) {
+	var st State
+	data, err := os.ReadFile(filepath.Join(path, stateFile))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", filepath.Join(path, stateFile), err)
+	}
+	if st.Step < 0 {
+		return st, fmt.Errorf("%s: negative step %d", filepath.Join(path, stateFile), st.Step)
+	}
+	cfg, err := model.LoadConfig(filepath.Join(path, "config.json"))
+	if err != nil {
+		return st, err
+	}
+	if *cfg != m.Cfg {
+		a, _ := cfg.HFJSON()
+		b, _ := m.Cfg.HFJSON()
+		if string(a) != string(b) {
+			return st, fmt.Errorf("%s: checkpoint config differs from the model's", path)
+		}
+	}
+	w, err := safetensors.OpenSharded(path)
+	if err != nil {
+		return st, err
+	}
+	defer w.Close()
+	if _, err := m.LoadWeights(w, path); err != nil {
+		return st, err
+	}
+	if opt != nil {
+		of := filepath.Join(path, optFile)
+		f, err := safetensors.Open(of)
+		if err != nil {
+			return st, err
+		}
+		defer f.Close()
+		var loadErr error
+		err = opt.LoadState(func(name string) *tensor.Tensor {
+			t, err := f.Tensor(name)
+			if err != nil {
+				if loadErr == nil {
+					loadErr = err
+				}
+				return nil
+			}
+			return t
+		})
+		if err != nil {
+			if loadErr != nil {
+				return st, fmt.Errorf("%s: %w", of, loadErr)
+			}
+			return st, fmt.Errorf("%s: %w", of, err)
+		}
+		var n int
+		if _, err := fmt.Sscan(f.Metadata()["step"], &n); err != nil || n < 0 {
+			return st, fmt.Errorf("%s: bad optimizer step %q in metadata", of, f.Metadata()["step"])
+		}
+		opt.SetStepCount(n)
+	}
+	return st, nil
+}
