@@ -61,6 +61,12 @@ var Presets = map[string]Preset{
 		Source:    "TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T config.json (hidden 2048, intermediate 5632, 22 layers, 32 heads, 4 KV heads); Hugging Face lists 1.1B parameters",
 		Published: 1_100_000_000,
 	},
+	"shoggo-4m": {
+		Config: Config{ModelType: "llama", VocabSize: 4096, HiddenSize: 256, IntermediateSize: 704, NumHiddenLayers: 4,
+			NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 256, RMSNormEps: 1e-5, RopeTheta: 10000,
+			TieWordEmbeddings: true, HiddenAct: "silu", BOSTokenID: intp(0), EOSTokenID: intp(0)},
+		Source: "shoggo's default pre-training model: Llama-style, 4 layers, hidden 256, 4 heads / 2 KV heads, tied 4096-token vocabulary (about 4.2M parameters)",
+	},
 	"tiny-gpt2": {
 		Config: Config{ModelType: "gpt2", VocabSize: 101, HiddenSize: 32, IntermediateSize: 128, NumHiddenLayers: 2,
 			NumAttentionHeads: 4, NumKeyValueHeads: 4, MaxPositionEmbeddings: 64, LayerNormEpsilon: 1e-5,

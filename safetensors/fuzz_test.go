@@ -3,6 +3,7 @@ package safetensors
 import (
 	"bytes"
 	"math/rand"
+	"strconv"
 	"testing"
 
 	"github.com/shoggo/shoggo/tensor"
@@ -121,6 +122,58 @@ func FuzzIndex(f *testing.F) {
 		for name, fn := range idx.weightMap {
 			if err := checkShardName(fn); err != nil {
 				t.Fatalf("accepted file name %q for %q: %v", fn, name, err)
+			}
+		}
+	})
+}
+
+// FuzzHeader builds well-formed JSON headers from fuzzed fields, to reach the
+// shape, size and offset checks that random bytes rarely get past the JSON
+// syntax to. Whatever parses must obey the invariants the reader promises.
+func FuzzHeader(f *testing.F) {
+	f.Add("a", "F32", uint64(2), uint64(3), uint64(0), uint64(24), "b", "U8", uint64(24), uint64(25), uint16(25))
+	f.Add("a", "BF16", uint64(0), uint64(1<<62), uint64(4), uint64(4), "a", "F16", uint64(0), uint64(2), uint16(4))
+	f.Add("x", "I64", uint64(1<<32), uint64(1<<32), uint64(0), uint64(8), "y", "BOOL", uint64(8), uint64(8), uint16(8))
+	f.Fuzz(func(t *testing.T, n1, dt1 string, d0, d1, b1, e1 uint64, n2, dt2 string, b2, e2 uint64, bufLen uint16) {
+		entry := func(b []byte, name, dt string, shape []uint64, begin, end uint64) []byte {
+			b = appendJSONString(b, name)
+			b = append(b, `:{"dtype":`...)
+			b = appendJSONString(b, dt)
+			b = append(b, `,"shape":[`...)
+			for i, d := range shape {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendUint(b, d, 10)
+			}
+			b = append(b, `],"data_offsets":[`...)
+			b = strconv.AppendUint(b, begin, 10)
+			b = append(b, ',')
+			b = strconv.AppendUint(b, end, 10)
+			return append(b, "]}"...)
+		}
+		hdr := []byte{'{'}
+		hdr = entry(hdr, n1, dt1, []uint64{d0, d1}, b1, e1)
+		hdr = append(hdr, ',')
+		hdr = entry(hdr, n2, dt2, []uint64{d1 % 7}, b2, e2)
+		hdr = append(hdr, '}')
+		file, err := Parse(build(string(hdr), make([]byte, bufLen)))
+		if err != nil {
+			return
+		}
+		infos := file.Infos()
+		for i, info := range infos {
+			if info.Begin > info.End || info.End > int64(bufLen) {
+				t.Fatalf("accepted offsets [%d, %d] in a %d-byte buffer", info.Begin, info.End, bufLen)
+			}
+			if int64(info.Numel())*int64(info.DType.Size()) != info.Size() {
+				t.Fatalf("accepted %v of %s in %d bytes", info.Shape, info.DType, info.Size())
+			}
+			if i > 0 && info.Size() > 0 && infos[i-1].Size() > 0 && info.Begin < infos[i-1].End {
+				t.Fatalf("accepted overlapping %+v and %+v", infos[i-1], info)
+			}
+			if _, err := file.Tensor(info.Name); err != nil {
+				t.Fatal(err)
 			}
 		}
 	})

@@ -187,6 +187,9 @@ func heapPop(h []heapEntry) (heapEntry, []heapEntry) {
 // the algorithm of Hugging Face's Word::merge_all, O(n log n).
 func (m *mergeTable) mergeWordHeap(syms []int32, sc *bpeScratch) []int32 {
 	n := len(syms)
+	if n < 2 {
+		return syms
+	}
 	prev, next := sc.prev[:0], sc.next[:0]
 	for i := 0; i < n; i++ {
 		prev = append(prev, int32(i-1))

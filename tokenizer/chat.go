@@ -26,8 +26,11 @@ const ChatMLTemplate = "{% for message in messages %}{{ '<|im_start|>' + message
 //	<|im_start|>{role}\n{content}<|im_end|>\n   (per message)
 //	<|im_start|>assistant\n                     (when addGenerationPrompt)
 //
-// No system message is added. For plain role/content conversations this is what the Qwen2,
-// Qwen2.5 and Qwen3 chat templates produce (Qwen3 with thinking enabled, its default).
+// No system message is added. For plain role/content conversations this is what Qwen's chat
+// templates produce, with two differences in the templates: Qwen2.5's inserts a default system
+// message when there is none, and Qwen3's starts an assistant message that follows the last
+// user message with an empty "<think>\n\n</think>\n\n" block (its reasoning format).
+// TestChatGolden checks ChatML against Qwen3's template rendered by jinja2.
 func ChatML(messages []Message, addGenerationPrompt bool) string {
 	var b strings.Builder
 	for _, m := range messages {

@@ -21,3 +21,14 @@ func packB16T(kc int, src *float32, ldb int, dst *float32)
 //
 //go:noescape
 func packA6N(kc int, src *float32, lda int, dst *float32, alpha float32)
+
+// packB16N packs a full 16-column panel of B, kc >= 1 (pack_amd64.s).
+//
+//go:noescape
+func packB16N(kc int, src *float32, ldb int, dst *float32)
+
+// packA6T packs a full 6-row panel of alpha*A^T, kc >= 1; it writes 2
+// floats past the panel (pack_amd64.s).
+//
+//go:noescape
+func packA6T(kc int, src *float32, lda int, dst *float32, alpha float32)

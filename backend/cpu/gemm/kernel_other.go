@@ -15,3 +15,11 @@ func packB16T(kc int, src *float32, ldb int, dst *float32) {
 func packA6N(kc int, src *float32, lda int, dst *float32, alpha float32) {
 	panic("gemm: no assembly kernel on this architecture")
 }
+
+func packB16N(kc int, src *float32, ldb int, dst *float32) {
+	panic("gemm: no assembly kernel on this architecture")
+}
+
+func packA6T(kc int, src *float32, lda int, dst *float32, alpha float32) {
+	panic("gemm: no assembly kernel on this architecture")
+}

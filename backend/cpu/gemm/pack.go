@@ -15,6 +15,12 @@ func packA(dst []float32, transA bool, a []float32, lda, i0, mb, p0, kc int, alp
 		ib := i0 + q*mr
 		if transA {
 			// op(A)[i][p] = a[p*lda+i]: each p gives mr contiguous values.
+			if rows == mr && useAsm {
+				_ = a[(p0+kc-1)*lda+ib+mr-1]
+				_ = dst[q*kc*mr+kc*mr+1] // packA6T writes 2 floats past the panel
+				packA6T(kc, &a[p0*lda+ib], lda, &d[0], alpha)
+				continue
+			}
 			if rows == mr {
 				for p := 0; p < kc; p++ {
 					src := (*[mr]float32)(a[(p0+p)*lda+ib:])
@@ -82,6 +88,12 @@ func packB(dst []float32, transB bool, b []float32, ldb, p0, kc, j0, nb int) {
 		jb := j0 + q*nr
 		if !transB {
 			// op(B)[p][j] = b[p*ldb+j]: each p gives nr contiguous values.
+			if cols == nr && useAsm {
+				_ = b[(p0+kc-1)*ldb+jb+nr-1]
+				_ = d[kc*nr-1]
+				packB16N(kc, &b[p0*ldb+jb], ldb, &d[0])
+				continue
+			}
 			if cols == nr {
 				for p := 0; p < kc; p++ {
 					*(*[nr]float32)(d[p*nr:]) = *(*[nr]float32)(b[(p0+p)*ldb+jb:])

@@ -143,3 +143,120 @@ loopA:
 	JNE  loopA
 	VZEROUPPER
 	RET
+
+// func packB16N(kc int, src *float32, ldb int, dst *float32)
+//
+// Packs a 16-column panel of op(B) = B: 16 consecutive elements of each of
+// kc rows of B (at src, stride ldb) become the kc rows of the panel at dst.
+TEXT ·packB16N(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), AX
+	MOVQ ldb+16(FP), SI
+	MOVQ dst+24(FP), DI
+	SHLQ $2, SI
+	LEAQ (SI)(SI*2), R9
+	CMPQ CX, $4
+	JLT  tailN
+
+loopN:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS (AX)(SI*1), Y2
+	VMOVUPS 32(AX)(SI*1), Y3
+	VMOVUPS (AX)(SI*2), Y4
+	VMOVUPS 32(AX)(SI*2), Y5
+	VMOVUPS (AX)(R9*1), Y6
+	VMOVUPS 32(AX)(R9*1), Y7
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	LEAQ    (AX)(SI*4), AX
+	ADDQ    $256, DI
+	SUBQ    $4, CX
+	CMPQ    CX, $4
+	JGE     loopN
+
+tailN:
+	TESTQ CX, CX
+	JEQ   doneN
+
+tail1N:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    SI, AX
+	ADDQ    $64, DI
+	DECQ    CX
+	JNE     tail1N
+
+doneN:
+	VZEROUPPER
+	RET
+
+// func packA6T(kc int, src *float32, lda int, dst *float32, alpha float32)
+//
+// Packs a 6-row panel of alpha*op(A) = alpha*A^T: 6 consecutive elements of
+// each of kc rows of A (at src, stride lda) become the kc groups of 6 at
+// dst. Like packA6N it writes 8 bytes past the panel's end.
+TEXT ·packA6T(SB), NOSPLIT, $0-36
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), AX
+	MOVQ lda+16(FP), SI
+	MOVQ dst+24(FP), DI
+	VBROADCASTSS alpha+32(FP), Y15
+	SHLQ $2, SI
+	LEAQ (SI)(SI*2), R9
+	CMPQ CX, $4
+	JLT  tailT
+
+loopT:
+	VMOVUPS     (AX), X0
+	VMOVSD      16(AX), X1
+	VMOVUPS     (AX)(SI*1), X2
+	VMOVSD      16(AX)(SI*1), X3
+	VMOVUPS     (AX)(SI*2), X4
+	VMOVSD      16(AX)(SI*2), X5
+	VMOVUPS     (AX)(R9*1), X6
+	VMOVSD      16(AX)(R9*1), X7
+	VINSERTF128 $1, X1, Y0, Y0
+	VINSERTF128 $1, X3, Y2, Y2
+	VINSERTF128 $1, X5, Y4, Y4
+	VINSERTF128 $1, X7, Y6, Y6
+	VMULPS      Y15, Y0, Y0
+	VMULPS      Y15, Y2, Y2
+	VMULPS      Y15, Y4, Y4
+	VMULPS      Y15, Y6, Y6
+	VMOVUPS     Y0, (DI)
+	VMOVUPS     Y2, 24(DI)
+	VMOVUPS     Y4, 48(DI)
+	VMOVUPS     Y6, 72(DI)
+	LEAQ        (AX)(SI*4), AX
+	ADDQ        $96, DI
+	SUBQ        $4, CX
+	CMPQ        CX, $4
+	JGE         loopT
+
+tailT:
+	TESTQ CX, CX
+	JEQ   doneT
+
+tail1T:
+	VMOVUPS     (AX), X0
+	VMOVSD      16(AX), X1
+	VINSERTF128 $1, X1, Y0, Y0
+	VMULPS      Y15, Y0, Y0
+	VMOVUPS     Y0, (DI)
+	ADDQ        SI, AX
+	ADDQ        $24, DI
+	DECQ        CX
+	JNE         tail1T
+
+doneT:
+	VZEROUPPER
+	RET

@@ -1,0 +1,84 @@
+package gemm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchShapes are GPT-2 124M's GEMMs at B=4, T=64 (256 token rows), the
+// same table as bench/gemm/shapes.txt. A linear layer stores W as
+// (out, in): forward y = x W^T (NT), backward dX = dY W (NN) and
+// dW += dY^T x (TN, beta = 1).
+var benchShapes = []struct {
+	name           string
+	transA, transB bool
+	m, n, k        int
+	beta           float32
+}{
+	{"qkv_fwd", false, true, 256, 2304, 768, 0},
+	{"attproj_fwd", false, true, 256, 768, 768, 0},
+	{"attproj_nn", false, false, 256, 768, 768, 0},
+	{"fc_fwd", false, true, 256, 3072, 768, 0},
+	{"fcproj_fwd", false, true, 256, 768, 3072, 0},
+	{"lmhead_fwd", false, true, 256, 50257, 768, 0},
+	{"qkv_dx", false, false, 256, 768, 2304, 0},
+	{"fc_dx", false, false, 256, 768, 3072, 0},
+	{"fcproj_dx", false, false, 256, 3072, 768, 0},
+	{"lmhead_dx", false, false, 256, 768, 50257, 0},
+	{"qkv_dw", true, false, 2304, 768, 256, 1},
+	{"attproj_dw", true, false, 768, 768, 256, 1},
+	{"fc_dw", true, false, 3072, 768, 256, 1},
+	{"fcproj_dw", true, false, 768, 3072, 256, 1},
+	{"lmhead_dw", true, false, 50257, 768, 256, 1},
+	{"attn_head", false, true, 64, 64, 64, 0},
+}
+
+// BenchmarkSgemm reports GFLOP/s (2mnk per call) for each model shape at 1
+// and 2 threads:
+//
+//	go test -run '^$' -bench Sgemm ./backend/cpu/gemm/
+func BenchmarkSgemm(b *testing.B) {
+	defer SetThreads(0)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, s := range benchShapes {
+		lda, ldb, ldc := s.k, s.n, s.n
+		if s.transA {
+			lda = s.m
+		}
+		if s.transB {
+			ldb = s.k
+		}
+		a := randMatrix(rng, s.m, s.k, s.k)
+		bm := randMatrix(rng, s.k, s.n, s.n)
+		c := randMatrix(rng, s.m, s.n, s.n)
+		for _, th := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", s.name, th), func(b *testing.B) {
+				SetThreads(th)
+				for b.Loop() {
+					Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, s.beta, c, ldc)
+				}
+				b.ReportMetric(2*float64(s.m)*float64(s.n)*float64(s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkSgemmGo is BenchmarkSgemm's square case on the pure-Go kernel.
+func BenchmarkSgemmGo(b *testing.B) {
+	defer func(v bool) { useAsm = v }(useAsm)
+	useAsm = false
+	rng := rand.New(rand.NewPCG(1, 1))
+	const n = 512
+	a, bm, c := randMatrix(rng, n, n, n), randMatrix(rng, n, n, n), randMatrix(rng, n, n, n)
+	for _, th := range []int{1, 2} {
+		b.Run(fmt.Sprintf("512/threads=%d", th), func(b *testing.B) {
+			SetThreads(th)
+			defer SetThreads(0)
+			for b.Loop() {
+				Sgemm(false, false, n, n, n, 1, a, n, bm, n, 0, c, n)
+			}
+			b.ReportMetric(2*n*n*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

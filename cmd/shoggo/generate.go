@@ -1,0 +1,190 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/shoggo/shoggo/backend/cpu"
+	"github.com/shoggo/shoggo/model"
+	"github.com/shoggo/shoggo/tensor"
+	"github.com/shoggo/shoggo/tokenizer"
+)
+
+func init() {
+	register("generate", "generate text from an HF model directory (KV-cached; --chat for a ChatML conversation)", runGenerate)
+}
+
+func runGenerate(args []string) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	dir := fs.String("model", "runs/pretrain/model", "HF model directory (config.json, model.safetensors, tokenizer.json)")
+	tokPath := fs.String("tokenizer", "", "tokenizer.json (default: the model directory's)")
+	prompt := fs.String("prompt", "", "prompt text (default: read from stdin unless --chat)")
+	maxNew := fs.Int("max-new-tokens", 128, "tokens to generate")
+	temp := fs.Float64("temperature", 0.8, "sampling temperature (0: greedy)")
+	topK := fs.Int("top-k", 40, "top-k filtering (0: off)")
+	topP := fs.Float64("top-p", 0.95, "nucleus filtering (1: off)")
+	rep := fs.Float64("repetition-penalty", 1.0, "repetition penalty (1: off)")
+	seed := fs.Uint64("seed", 0, "random seed")
+	stops := fs.String("stop", "", "comma-separated stop strings")
+	chat := fs.Bool("chat", false, "interactive chat using the ChatML template")
+	system := fs.String("system", "", "system message for --chat")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	m, warns, err := model.LoadHF(*dir, cpu.New(), tensor.F32, false)
+	if err != nil {
+		return err
+	}
+	for _, w := range warns {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	if *tokPath == "" {
+		*tokPath = filepath.Join(*dir, "tokenizer.json")
+	}
+	tok, err := tokenizer.Load(*tokPath)
+	if err != nil {
+		return err
+	}
+	eos := tok.EOS()
+	if m.Cfg.EOSTokenID != nil && eos < 0 {
+		eos = int32(*m.Cfg.EOSTokenID)
+	}
+	opt := model.SampleOptions{Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep}
+	rng := rand.New(rand.NewPCG(*seed, 0xdec0de))
+	var stopList []string
+	if *stops != "" {
+		stopList = strings.Split(*stops, ",")
+	}
+	g, err := m.NewGenerator(0)
+	if err != nil {
+		return err
+	}
+	if !*chat {
+		p := *prompt
+		if p == "" {
+			b, err := io.ReadAll(os.Stdin)
+			if err != nil {
+				return err
+			}
+			p = string(b)
+		}
+		ids := tok.Encode(p)
+		fmt.Print(p)
+		_, err := stream(g, tok, ids, *maxNew, opt, eos, stopList, rng, os.Stdout)
+		fmt.Println()
+		return err
+	}
+	imEnd, hasEnd := tok.TokenToID("<|im_end|>")
+	if hasEnd {
+		stopList = append(stopList, "<|im_end|>")
+	}
+	var msgs []tokenizer.Message
+	if *system != "" {
+		msgs = append(msgs, tokenizer.Message{Role: "system", Content: *system})
+	}
+	in := bufio.NewScanner(os.Stdin)
+	for {
+		fmt.Fprint(os.Stderr, "\n> ")
+		if !in.Scan() {
+			return in.Err()
+		}
+		line := strings.TrimSpace(in.Text())
+		if line == "" {
+			continue
+		}
+		if line == "/exit" || line == "/quit" {
+			return nil
+		}
+		msgs = append(msgs, tokenizer.Message{Role: "user", Content: line})
+		ids := tok.Encode(tokenizer.ChatML(msgs, true))
+		g.Reset()
+		stopID := eos
+		if hasEnd {
+			stopID = imEnd
+		}
+		reply, err := stream(g, tok, ids, *maxNew, opt, stopID, stopList, rng, os.Stdout)
+		fmt.Println()
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, tokenizer.Message{Role: "assistant", Content: reply})
+	}
+}
+
+// stream feeds the prompt, then samples and prints tokens as they come,
+// stopping at eos, a stop string, maxNew tokens or a full context.
+func stream(g *model.Generator, tok *tokenizer.Tokenizer, prompt []int32, maxNew int, opt model.SampleOptions, eos int32, stops []string, rng *rand.Rand, w io.Writer) (string, error) {
+	if len(prompt) == 0 {
+		prompt = []int32{max(eos, 0)}
+	}
+	if len(prompt) >= g.Cap() {
+		return "", fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(prompt), g.Cap())
+	}
+	logits, err := g.Feed(prompt)
+	if err != nil {
+		return "", err
+	}
+	hist := append([]int32(nil), prompt...)
+	var out []int32
+	printed := 0
+	text := ""
+	for len(out) < maxNew {
+		id := model.Sample(logits, hist, opt, rng)
+		if id == eos {
+			break
+		}
+		out = append(out, id)
+		hist = append(hist, id)
+		text = tok.Decode(out)
+		stopAt := -1
+		for _, s := range stops {
+			if i := strings.Index(text, s); i >= 0 && (stopAt < 0 || i < stopAt) {
+				stopAt = i
+			}
+		}
+		if stopAt >= 0 {
+			text = text[:stopAt]
+			if stopAt > printed {
+				fmt.Fprint(w, text[printed:])
+			}
+			return text, nil
+		}
+		// Print only complete UTF-8 and hold back a possible stop-string prefix.
+		safe := len(text)
+		for _, s := range stops {
+			for k := min(len(s)-1, len(text)); k > 0; k-- {
+				if strings.HasSuffix(text, s[:k]) {
+					safe = min(safe, len(text)-k)
+					break
+				}
+			}
+		}
+		for safe > printed && !validUTF8Prefix(text[:safe]) {
+			safe--
+		}
+		if safe > printed {
+			fmt.Fprint(w, text[printed:safe])
+			printed = safe
+		}
+		if g.Len() >= g.Cap() {
+			break
+		}
+		if logits, err = g.Feed([]int32{id}); err != nil {
+			return text, err
+		}
+	}
+	if len(text) > printed {
+		fmt.Fprint(w, text[printed:])
+	}
+	return text, nil
+}
+
+func validUTF8Prefix(s string) bool {
+	return len(s) == 0 || strings.ToValidUTF8(s, "\uFFFD") == s
+}
