@@ -204,6 +204,15 @@ func ParseConfig(data []byte) (*Config, error) {
 		if _, ok := raw["rope_theta"]; !ok {
 			c.RopeTheta = 10000
 		}
+		// transformers >= 5 nests rotary settings in rope_parameters.
+		if rp, ok := raw["rope_parameters"].(map[string]any); ok {
+			if th, ok := rp["rope_theta"].(float64); ok {
+				c.RopeTheta = th
+			}
+			if rt, ok := rp["rope_type"].(string); ok && rt != "default" {
+				return nil, fmt.Errorf("config.json: rope_parameters.rope_type = %q is not supported", rt)
+			}
+		}
 		if _, ok := raw["rms_norm_eps"]; !ok {
 			c.RMSNormEps = 1e-6
 		}
@@ -214,7 +223,14 @@ func ParseConfig(data []byte) (*Config, error) {
 			c.TieWordEmbeddings = false // transformers' default for LlamaConfig and Qwen2Config
 		}
 		if v, ok := raw["rope_scaling"]; ok && v != nil {
-			return nil, fmt.Errorf("config.json: rope_scaling = %v is not supported", v)
+			vm, _ := v.(map[string]any)
+			rt, _ := vm["rope_type"].(string)
+			if rt == "" {
+				rt, _ = vm["type"].(string)
+			}
+			if rt != "default" {
+				return nil, fmt.Errorf("config.json: rope_scaling = %v is not supported", v)
+			}
 		}
 		if v, ok := raw["use_sliding_window"].(bool); ok && v {
 			return nil, fmt.Errorf("config.json: use_sliding_window = true is not supported")

@@ -200,6 +200,7 @@ def make_inputs():
     x["lpad_position_ids"] = (am.cumsum(-1) - 1).clamp(min=0)
     lab = x["lpad_input_ids"].clone()
     lab[am == 0] = IGNORE
+    lab[1, LPAD] = IGNORE  # its prediction would come from a padding position's logits
     x["lpad_labels"] = lab
 
     # Packing: several sequences per row, positions restart at 0, no attention across segments.
@@ -235,6 +236,15 @@ def close(a, b, tol, what):
     return d
 
 
+def junk_invariant(fx, p):
+    """The padded case's loss must not depend on logits at padding positions."""
+    pad = fx[p + "attention_mask"] == 0
+    lg = fx[p + "logits"].clone()
+    lg[pad] = 1e3 * torch.randn(int(pad.sum()), lg.shape[-1], generator=torch.Generator().manual_seed(0))
+    close(manual_loss(lg, fx[p + "labels"]), fx[p + "loss"], 1e-6, p + "loss independent of padding logits")
+    assert torch.isfinite(fx[p + "logits"]).all(), p + "logits has non-finite values"
+
+
 def packed_4d_mask(seq, dtype):
     """Additive (B, 1, T, T) mask: causal and block-diagonal over pack_seq_ids."""
     causal = torch.ones(T, T, dtype=torch.bool).tril()
@@ -267,6 +277,7 @@ def compute_fixtures(model, x):
         )
         fx["mask_logits"] = out.logits.float().contiguous()
         fx["mask_loss"] = out.loss.float().reshape(())
+        junk_invariant(fx, "mask_")
         n = T - RPAD
         alone = model(input_ids=x["mask_input_ids"][1:, :n]).logits
         close(fx["mask_logits"][1, :n], alone[0], 1e-5, "right padding vs unpadded row")
@@ -282,6 +293,7 @@ def compute_fixtures(model, x):
         )
         fx["lpad_logits"] = out.logits.float().contiguous()
         fx["lpad_loss"] = out.loss.float().reshape(())
+        junk_invariant(fx, "lpad_")
         alone = model(input_ids=x["lpad_input_ids"][1:, LPAD:]).logits
         close(fx["lpad_logits"][1, LPAD:], alone[0], 1e-5, "left padding vs unpadded row")
 
@@ -345,11 +357,14 @@ def hub_layout(src_dir: Path, dst_dir: Path, n_layer: int, n_pos: int):
     save_file(out, str(dst_dir / "model.safetensors"), metadata={"format": "pt"})
 
 
-def save_fixture(fx, path: Path, meta: dict):
+def save_fixture(fx, path: Path, description: str):
     fx = {k: v.contiguous() for k, v in fx.items()}
     for k, v in fx.items():
         assert v.dtype in (torch.float32, torch.int64), (k, v.dtype)
-    save_file(fx, str(path), metadata={k: str(v) for k, v in meta.items()})
+    # One metadata key only: safetensors writes a metadata map in hash order, and byte-identical
+    # regeneration (no spurious diffs in git) matters more than more keys.
+    save_file(fx, str(path), metadata={"fixture": description})
+    os.chmod(path, 0o644)
 
 
 def verify(name: str, d: Path, fx_path: Path):
@@ -394,12 +409,13 @@ def main():
             shutil.rmtree(d)
         d.mkdir(parents=True)
         save(d)
+        for f in d.iterdir():
+            os.chmod(f, 0o644)  # save_pretrained leaves 0600 files
         if name in LEGACY_CONFIG:
             legacy_config(d / "config.json")
         fx, notes = compute_fixtures(model_fp32, x)
         floor = fp64_noise_floor(model_fp32, x, fx)
-        meta = {"model": name, "description": desc, "ignore_index": IGNORE}
-        save_fixture(fx, d / "fixtures.safetensors", meta)
+        save_fixture(fx, d / "fixtures.safetensors", f"{name}: {desc}; labels use ignore_index {IGNORE}")
         res = verify(name, d, d / "fixtures.safetensors")
         files = sorted(f.name for f in d.iterdir())
         weight_files = [f for f in files if f.startswith("model") and f.endswith(".safetensors")]

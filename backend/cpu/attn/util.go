@@ -72,8 +72,13 @@ func expSub[T gemm.Float](row []T, m T) T {
 
 func expSub32(row []float32, m float32) float32 {
 	var sum float32
-	for c, x := range row {
-		e := expf(x - m)
+	n8 := 0
+	if useAsm && len(row) >= 8 {
+		n8 = len(row) &^ 7
+		sum = expSubAVX2(&row[0], n8, m)
+	}
+	for c := n8; c < len(row); c++ {
+		e := expf(row[c] - m)
 		row[c] = e
 		sum += e
 	}
