@@ -48,6 +48,9 @@ type PretrainConfig struct {
 	Resume       bool    `yaml:"resume"`
 	// TimeLimit stops training (saving a checkpoint) after this long; 0: none.
 	TimeLimit time.Duration `yaml:"time_limit"`
+	// StopAfter stops after this many steps of this invocation, as Ctrl-C
+	// would (checkpoint saved); 0: none. For tests and time-sliced runs.
+	StopAfter int `yaml:"stop_after"`
 }
 
 // Defaults fills unset fields.
@@ -227,7 +230,7 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, m *model.Transformer, tok
 	var lastVal float64 = math.NaN()
 	step := start
 	for ; step < cfg.Steps; step++ {
-		if ctx.Err() != nil || (cfg.TimeLimit > 0 && time.Since(t0) > cfg.TimeLimit) {
+		if ctx.Err() != nil || (cfg.TimeLimit > 0 && time.Since(t0) > cfg.TimeLimit) || (cfg.StopAfter > 0 && step-start >= cfg.StopAfter) {
 			res.Interrupted = true
 			break
 		}

@@ -69,7 +69,7 @@ func runInfo(args []string) error {
 	fmt.Printf("parameters     %d (%s)\n", n, human(float64(n)))
 	est := model.EstimateMemory(c, *batch, *seq, *rank)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Printf("\nmemory at batch %d, sequence %d (weights + gradients + optimizer + activations):\n", *batch, *seq)
+	fmt.Printf("\nmemory at batch %d, sequence %d (weights + gradients + optimizer + activations; LoRA rank %d on every linear layer):\n", *batch, *seq, *rank)
 	fmt.Fprintln(w, "mode\tweights\tgradients\toptimizer\tactivations\ttotal\t")
 	for _, e := range est {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t\n", e.Mode, gib(e.Weights), gib(e.Grads), gib(e.Optimizer), gib(e.Activations), gib(e.Total()))
@@ -80,6 +80,9 @@ func runInfo(args []string) error {
 func gib(b int64) string {
 	if b == 0 {
 		return "-"
+	}
+	if b < 1<<30 {
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
 	}
 	return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
 }

@@ -104,6 +104,7 @@ func runPretrain(args []string) error {
 	fs.BoolVar(&r.Resume, "resume", r.Resume, "resume from the latest checkpoint in --out")
 	fs.DurationVar(&r.TimeLimit, "time-limit", r.TimeLimit, "stop (with a checkpoint) after this long")
 	fs.IntVar(&r.Threads, "threads", r.Threads, "CPU threads (default: all)")
+	fs.IntVar(&r.StopAfter, "stop-after", r.StopAfter, "stop after this many steps, saving a checkpoint (as Ctrl-C does)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -53,10 +53,12 @@ func TestTmpTiming(t *testing.T) {
 		out := make([]float32, len(c.q))
 		lse := make([]float32, p.B*p.NH*p.T)
 		flops := 2.0 * float64(p.B*p.NH) * float64(p.T) * float64(p.T) * float64(p.HS)
-		df := cpuTime(5, func() { forward(out, lse, c.q, c.k, c.v, p, defaultTile, 1) })
+		for _, tile := range []int{48} {
+		df := cpuTime(5, func() { forward(out, lse, c.q, c.k, c.v, p, tile, 1) })
 		db := cpuTime(5, func() {
-			backward(c.dq0, c.dk0, c.dv0, c.dout, c.q, c.k, c.v, out, lse, p, defaultTile, 1, modeOnePass)
+			backward(c.dq0, c.dk0, c.dv0, c.dout, c.q, c.k, c.v, out, lse, p, tile, 1, modeOnePass)
 		})
-		t.Logf("%v: fwd %v (%.1f GFLOP/s)  bwd %v (%.1f GFLOP/s)", sh, df, flops/df.Seconds()/1e9, db, 2.5*flops/db.Seconds()/1e9)
+		t.Logf("%v tile %d: fwd %v (%.1f GFLOP/s)  bwd %v (%.1f GFLOP/s)", sh, tile, df, flops/df.Seconds()/1e9, db, 2.5*flops/db.Seconds()/1e9)
+		}
 	}
 }

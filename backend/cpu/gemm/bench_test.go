@@ -82,3 +82,31 @@ func BenchmarkSgemmGo(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSgemmSmall compares Sgemm with Ref on small square products at
+// 1 and 2 threads, to place the single-thread and Ref cut-offs.
+func BenchmarkSgemmSmall(b *testing.B) {
+	defer SetThreads(0)
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, n := range []int{4, 8, 16, 32, 48, 64, 96, 128, 192} {
+		a, bm, c := randMatrix(rng, n, n, n), randMatrix(rng, n, n, n), randMatrix(rng, n, n, n)
+		flops := 2 * float64(n*n*n)
+		b.Run(fmt.Sprintf("n=%d/ref", n), func(b *testing.B) {
+			for b.Loop() {
+				Ref(false, true, n, n, n, 1, a, n, bm, n, 0, c, n)
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+		for _, th := range []int{1, 2} {
+			b.Run(fmt.Sprintf("n=%d/threads=%d", n, th), func(b *testing.B) {
+				SetThreads(th)
+				defer func(w int) { parMinWork = w }(parMinWork)
+				parMinWork = 0
+				for b.Loop() {
+					Sgemm(false, true, n, n, n, 1, a, n, bm, n, 0, c, n)
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
