@@ -19,9 +19,9 @@ type layerActs struct {
 
 // activations are sized once for (B, T) and reused every step.
 type activations struct {
-	B, T   int
-	resid  []*tensor.Tensor // L+1 residual streams (N, C): resid[0] embeddings, resid[l+1] block l output
-	layers []layerActs
+	B, T                  int
+	resid                 []*tensor.Tensor // L+1 residual streams (N, C): resid[0] embeddings, resid[l+1] block l output
+	layers                []layerActs
 	lnf, lnfMean, lnfRstd *tensor.Tensor
 	tmp                   *tensor.Tensor // (N, C) scratch
 

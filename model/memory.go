@@ -2,7 +2,7 @@ package model
 
 // MemoryEstimate is the memory one way of running a model needs, in bytes.
 type MemoryEstimate struct {
-	Mode                                     string
+	Mode                                   string
 	Weights, Grads, Optimizer, Activations int64
 }
 

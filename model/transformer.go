@@ -43,10 +43,10 @@ func ShiftLabels(labels []int32, B, T int) []int32 {
 
 // Block is one Transformer layer.
 type Block struct {
-	Norm1, Norm2      *nn.Norm
-	Q, K, V, O        nn.Layer
-	Fc, Proj          nn.Layer // GPT-2 MLP
-	Gate, Up, Down    nn.Layer // SwiGLU MLP
+	Norm1, Norm2   *nn.Norm
+	Q, K, V, O     nn.Layer
+	Fc, Proj       nn.Layer // GPT-2 MLP
+	Gate, Up, Down nn.Layer // SwiGLU MLP
 }
 
 // Transformer is a decoder-only language model with explicit forward and

@@ -303,8 +303,10 @@ func unigramEntropy(shards []*data.Shard, vocab int) float64 {
 	return h
 }
 
-func dataWriteShard(path string, ids []int32, vocab int) error { return data.WriteShard(path, ids, vocab) }
-func openShards(paths []string) ([]*data.Shard, error)         { return data.OpenShards(paths) }
+func dataWriteShard(path string, ids []int32, vocab int) error {
+	return data.WriteShard(path, ids, vocab)
+}
+func openShards(paths []string) ([]*data.Shard, error) { return data.OpenShards(paths) }
 func newLoader(s []*data.Shard, B, T int, seed int64, val float64) (*data.Loader, error) {
 	if val == 0 {
 		val = 0.02
