@@ -32,6 +32,18 @@ type activations struct {
 	pos                      []int32 // default positions 0..T-1
 }
 
+// SetCheckpointing turns gradient checkpointing on or off: with it, only
+// each block's input is kept and the block's forward is recomputed during
+// backward (one extra forward per step, activation memory ~1/L). It takes
+// effect at the next Plan (called here if a plan exists).
+func (m *Transformer) SetCheckpointing(on bool) error {
+	m.checkpointing = on
+	if m.acts != nil {
+		return m.Plan(m.acts.B, m.acts.T)
+	}
+	return nil
+}
+
 // Plan sizes the activation buffers for batches of B sequences of T tokens.
 // Forward then accepts only that shape; call Plan again to change it.
 func (m *Transformer) Plan(B, T int) error {
@@ -50,7 +62,11 @@ func (m *Transformer) Plan(B, T int) error {
 	for l := 0; l <= c.NumHiddenLayers; l++ {
 		a.resid = append(a.resid, nt(N, C))
 	}
-	a.layers = make([]layerActs, c.NumHiddenLayers)
+	nLayers := c.NumHiddenLayers
+	if m.checkpointing {
+		nLayers = 1 // one shared set, refilled by recomputation during backward
+	}
+	a.layers = make([]layerActs, nLayers)
 	for l := range a.layers {
 		la := &a.layers[l]
 		la.ln1, la.ln1Mean, la.ln1Rstd = nt(N, C), nt(N), nt(N)
@@ -117,7 +133,7 @@ func (m *Transformer) Forward(b *Batch) error {
 	if err := m.checkBatch(b); err != nil {
 		return err
 	}
-	be, c, a := m.BE, &m.Cfg, m.acts
+	be, a := m.BE, m.acts
 	pos := b.Pos
 	if pos == nil {
 		pos = a.pos
@@ -131,36 +147,52 @@ func (m *Transformer) Forward(b *Batch) error {
 		}
 	}
 	ap := m.attnParams(b)
-	hs := c.HeadDim()
-	for l, blk := range m.Blocks {
-		la := &a.layers[l]
-		in, out := a.resid[l], a.resid[l+1]
-		blk.Norm1.Forward(la.ln1, la.ln1Mean, la.ln1Rstd, in)
-		blk.Q.Forward(la.q, la.ln1)
-		blk.K.Forward(la.k, la.ln1)
-		blk.V.Forward(la.v, la.ln1)
-		if c.Family() != GPT2 {
-			be.RoPE(la.q.Reshape(b.B, b.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, false)
-			be.RoPE(la.k.Reshape(b.B, b.T, c.NumKeyValueHeads, hs), pos, c.RopeTheta, false)
-		}
-		be.AttentionForward(la.att, la.lse, la.q, la.k, la.v, ap)
-		blk.O.Forward(a.tmp, la.att)
-		be.Add(la.mid, in, a.tmp)
-		blk.Norm2.Forward(la.ln2, la.ln2Mean, la.ln2Rstd, la.mid)
-		if c.Family() == GPT2 {
-			blk.Fc.Forward(la.h1, la.ln2)
-			be.GELUForward(la.act, la.h1)
-			blk.Proj.Forward(a.tmp, la.act)
-		} else {
-			blk.Gate.Forward(la.h1, la.ln2)
-			blk.Up.Forward(la.h2, la.ln2)
-			be.SwiGLUForward(la.act, la.h1, la.h2)
-			blk.Down.Forward(a.tmp, la.act)
-		}
-		be.Add(out, la.mid, a.tmp)
+	for l := range m.Blocks {
+		m.blockForward(l, b, pos, ap)
 	}
 	m.NormF.Forward(a.lnf, a.lnfMean, a.lnfRstd, a.resid[len(m.Blocks)])
 	return nil
+}
+
+// layerActs returns the activation struct block l uses: its own, or with
+// gradient checkpointing the single shared one.
+func (a *activations) layer(l int) *layerActs {
+	if len(a.layers) == 1 {
+		return &a.layers[0]
+	}
+	return &a.layers[l]
+}
+
+// blockForward runs block l from resid[l] to resid[l+1], saving its
+// activations for backward.
+func (m *Transformer) blockForward(l int, b *Batch, pos []int32, ap backend.AttnParams) {
+	be, c, a := m.BE, &m.Cfg, m.acts
+	blk, la := m.Blocks[l], a.layer(l)
+	hs := c.HeadDim()
+	in, out := a.resid[l], a.resid[l+1]
+	blk.Norm1.Forward(la.ln1, la.ln1Mean, la.ln1Rstd, in)
+	blk.Q.Forward(la.q, la.ln1)
+	blk.K.Forward(la.k, la.ln1)
+	blk.V.Forward(la.v, la.ln1)
+	if c.Family() != GPT2 {
+		be.RoPE(la.q.Reshape(b.B, b.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, false)
+		be.RoPE(la.k.Reshape(b.B, b.T, c.NumKeyValueHeads, hs), pos, c.RopeTheta, false)
+	}
+	be.AttentionForward(la.att, la.lse, la.q, la.k, la.v, ap)
+	blk.O.Forward(a.tmp, la.att)
+	be.Add(la.mid, in, a.tmp)
+	blk.Norm2.Forward(la.ln2, la.ln2Mean, la.ln2Rstd, la.mid)
+	if c.Family() == GPT2 {
+		blk.Fc.Forward(la.h1, la.ln2)
+		be.GELUForward(la.act, la.h1)
+		blk.Proj.Forward(a.tmp, la.act)
+	} else {
+		blk.Gate.Forward(la.h1, la.ln2)
+		blk.Up.Forward(la.h2, la.ln2)
+		be.SwiGLUForward(la.act, la.h1, la.h2)
+		blk.Down.Forward(a.tmp, la.act)
+	}
+	be.Add(out, la.mid, a.tmp)
 }
 
 // Hidden returns the final normalised hidden states (N, C) of the last Forward.
@@ -209,7 +241,12 @@ func (m *Transformer) Backward(b *Batch) {
 	a.dres.Zero()
 	m.NormF.Backward(a.dres, a.dhidden, a.resid[L], a.lnfMean, a.lnfRstd)
 	for l := L - 1; l >= 0; l-- {
-		blk, la := m.Blocks[l], &a.layers[l]
+		if m.checkpointing {
+			// Recompute the block's activations from its saved input. The
+			// recomputation rewrites resid[l+1] with identical values.
+			m.blockForward(l, b, pos, ap)
+		}
+		blk, la := m.Blocks[l], a.layer(l)
 		in := a.resid[l]
 		// out = mid + mlp(norm2(mid))
 		be.Copy(a.dmid, a.dres)

@@ -67,7 +67,8 @@ type Transformer struct {
 	// ChunkRows bounds the logits buffer of the loss to ChunkRows x V.
 	ChunkRows int
 
-	acts *activations
+	acts          *activations
+	checkpointing bool
 }
 
 // New allocates a model for cfg on backend be with parameters of dtype dt
