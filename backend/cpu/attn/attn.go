@@ -10,9 +10,19 @@
 // saved log-sum-exp. Extra memory is O(tile^2 + tile*HS) per goroutine,
 // plus O(B*NH*T) in the backward for D = rowsum(dout .* out).
 //
+// Tile products go through gemm.Gemm (plain loops when tiny, e.g. HS <= 8);
+// the float32 exp of the softmax is an AVX2/FMA assembly loop where the CPU
+// has it (SHOGGO_NOASM=1 forces the portable Go version), since a scalar
+// exp would cost more than the matmuls.
+//
 // Work is spread over runtime.GOMAXPROCS goroutines. Every output element
 // is written by exactly one goroutine in a fixed order, so results do not
-// depend on scheduling, nor on the number of goroutines.
+// depend on scheduling, nor on the number of goroutines (nor on which
+// backward schedule runs). Forward items are (batch, head, query tile);
+// backward items are (batch, kv head), so the dk/dv of a kv head shared by
+// several query heads have a single writer, or, when that leaves cores
+// idle, a dk/dv pass over (batch, kv head, key tile) and a dq pass over
+// (batch, head, query tile).
 //
 // ReferenceForward and ReferenceBackward are the plain versions (full score
 // matrix per head, float64 accumulation) that the tests hold the blocked

@@ -134,13 +134,10 @@ func TestBlockedMatchesReference(t *testing.T) {
 	for _, T := range Ts {
 		for _, HS := range HSs {
 			for _, hk := range heads {
-				for mi, mk := range maskKinds {
-					if testing.Short() && T == 130 && HS == 64 && mi%2 == 1 {
-						continue // the largest cases dominate the run time; keep half
-					}
+				for _, mk := range maskKinds {
 					p := makeParams(rng, T, hk[0], hk[1], HS, mk.km, mk.seg)
-					// Tile sizes: the default (64), and a small one that
-					// does not divide T, so most cases cross many tiles.
+					// Tile sizes: the default (48), and small ones that do
+					// not divide T, so most cases cross many tiles.
 					tile := []int{defaultTile, 5, 16}[n%3]
 					mode := []int{modeOnePass, modeTwoPass}[n%2]
 					name := fmt.Sprintf("T%d/HS%d/NH%d/KVH%d/%s/tile%d/mode%d", T, HS, hk[0], hk[1], mk.name, tile, mode)
@@ -354,7 +351,7 @@ func TestGradCheck(t *testing.T) {
 
 // TestExpSub32: expSub32 (the AVX2 kernel where the CPU has it, and the
 // scalar expf for the tail and elsewhere) is within 3e-7 relative error
-// (about 2.5 float32 ulp) of exp over the range it serves, flushes results
+// (about 2.5 float32 ulp; observed 8e-8 for both) of exp over the range it serves, flushes results
 // below the normal range to 0, maps -Inf to 0 and 0 to exactly 1, and
 // returns the sum of what it wrote.
 func TestExpSub32(t *testing.T) {
