@@ -33,9 +33,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import logging  # noqa: E402
+
+# bitsandbytes (imported by transformers/peft) warns that it cannot fetch optional CPU kernels
+# from the hub; that is expected offline and irrelevant here.
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+
 import torch  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
+
+hf_logging.disable_progress_bar()
 
 # GPT-2 checkpoints in the original OpenAI/hub layout carry the causal-mask
 # buffers h.N.attn.bias / h.N.attn.masked_bias; transformers ignores them.
@@ -48,13 +57,17 @@ class LoadError(Exception):
 
 def load_model(model_dir: str | Path, allow_unexpected: bool = False):
     """Load MODEL_DIR in fp32/eager; raise LoadError on any missing, unexpected or mismatched tensor."""
-    model, info = AutoModelForCausalLM.from_pretrained(
-        str(model_dir),
-        dtype=torch.float32,
-        attn_implementation="eager",
-        output_loading_info=True,
-        local_files_only=True,
-    )
+    try:
+        model, info = AutoModelForCausalLM.from_pretrained(
+            str(model_dir),
+            dtype=torch.float32,
+            attn_implementation="eager",
+            output_loading_info=True,
+            local_files_only=True,
+            ignore_mismatched_sizes=True,  # so that they are reported below, with both shapes
+        )
+    except Exception as e:  # unreadable config, bad safetensors header, unknown architecture, ...
+        raise LoadError(f"{model_dir}: transformers cannot load it: {type(e).__name__}: {e}") from e
     model.eval()
     problems = []
     missing = list(info.get("missing_keys", []))
@@ -65,7 +78,10 @@ def load_model(model_dir: str | Path, allow_unexpected: bool = False):
     if unexpected and not allow_unexpected:
         problems.append(f"unexpected tensors: {sorted(unexpected)}")
     if mismatched:
-        problems.append(f"wrong-shaped tensors: {mismatched}")
+        problems.append(
+            "wrong-shaped tensors: "
+            + ", ".join(f"{m[0]} (file {tuple(m[1])}, model {tuple(m[2])})" if len(m) == 3 else str(m) for m in mismatched)
+        )
     for k in ("error_msgs",):
         if info.get(k):
             problems.append(f"{k}: {info[k]}")

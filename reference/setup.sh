@@ -60,6 +60,7 @@ rm -rf "$VENV"
   --only-binary=:all: -r "$REQ"
 "$VENV/bin/python" -m pip check
 "$VENV/bin/python" - <<'EOF'
+import logging; logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 import torch, transformers, tokenizers, safetensors, peft, trl, numpy
 print("torch", torch.__version__, "transformers", transformers.__version__,
       "peft", peft.__version__, "trl", trl.__version__, "numpy", numpy.__version__)
@@ -67,7 +68,6 @@ x = torch.randn(4, 4, requires_grad=True)
 (x @ x).sum().backward()
 assert x.grad is not None
 EOF
-# bitsandbytes logs noise about optional CPU kernels from the hub; import it quietly.
-"$VENV/bin/python" -c 'import bitsandbytes; print("bitsandbytes", bitsandbytes.__version__)' 2>/dev/null
+"$VENV/bin/python" -c 'import logging; logging.getLogger("bitsandbytes").setLevel(logging.ERROR); import bitsandbytes; print("bitsandbytes", bitsandbytes.__version__)'
 echo "$want" >"$STAMP"
 echo "reference venv ready in $((SECONDS - start))s: $VENV"

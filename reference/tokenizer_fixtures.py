@@ -172,6 +172,42 @@ def render_chats():
     return out
 
 
+LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def variants():
+    """Less common configurations, made by editing the two tokenizers; the Go test makes the
+    same edits (TestGoldenVariants)."""
+    out = {}
+    with open(os.path.join(TP, "qwen3", "tokenizer.json")) as f:
+        base = f.read()
+    d = json.loads(base)
+    d["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = LLAMA3_PATTERN
+    out["qwen3_llama3_pattern"] = Tokenizer.from_str(json.dumps(d))
+    d = json.loads(base)
+    d["pre_tokenizer"]["pretokenizers"][1]["add_prefix_space"] = True
+    out["qwen3_prefix_space"] = Tokenizer.from_str(json.dumps(d))
+    d = json.loads(base)
+    d["model"]["ignore_merges"] = True
+    out["qwen3_ignore_merges"] = Tokenizer.from_str(json.dumps(d))
+    g = load_gpt2()
+    g.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    out["gpt2_prefix_space"] = g
+    q = load_qwen()  # added-token options: ids 151669 and 151670
+    q.add_special_tokens([AddedToken("<mask>", single_word=True, lstrip=True, rstrip=True, normalized=False)])
+    q.add_tokens([AddedToken("café", normalized=True)])
+    out["qwen3_added_options"] = q
+    return out
+
+
+ADDED_OPTION_TEXTS = [
+    "hi <mask> there", "a<mask>", "<mask>", " <mask> ", "x <mask>\t<mask>\t<mask>\u2000y",
+    "une café, un cafe\u0301!", "CAFÉ café cafés", "<mask>ony <mask>.", "e\u0301<mask>", "\t<mask>\n",
+    "<|im_start|><mask><|im_end|>", "_<mask>_ 1<mask>2 -<mask>- é<mask>", "  <mask>  <mask>  ",
+]
+
+
 def stress(n, path):
     rng = random.Random(1234)
     texts = random_texts(rng, n, 40)
@@ -202,6 +238,8 @@ def main():
         "qwen3": encode_all(load_qwen(), texts, True),
         "gpt2": encode_all(load_gpt2(), texts, True),
     }
+    golden["variants"] = {name: encode_all(tok, (ADDED_OPTION_TEXTS + TEXTS[:20]) if name == "qwen3_added_options" else TEXTS, False)
+                          for name, tok in variants().items()}
     chats = render_chats()
     if chats is not None:
         golden["chat"] = chats
