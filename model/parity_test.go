@@ -158,19 +158,45 @@ func TestHFParity(t *testing.T) {
 			if checked < len(m.Params.Tensors()) {
 				t.Errorf("only %d of %d parameter gradients in the fixture", checked, len(m.Params.Tensors()))
 			}
-			if _, ok := f.Info("mask_input_ids"); ok {
-				mids, _ := ints(t, f, "mask_input_ids")
-				mask, _ := ints(t, f, "mask_attention_mask")
-				mb := &Batch{B: B, T: T, IDs: mids, KeyMask: mask}
-				if err := m.Forward(mb); err != nil {
-					t.Fatal(err)
+			// Masked cases: right padding (mask_), left padding with
+			// generate-style position ids (lpad_), packed sequences with
+			// restarting positions and segment ids (pack_). Logits are compared
+			// where the mask is 1; losses where transformers recorded one.
+			for _, pre := range []string{"mask_", "lpad_", "pack_"} {
+				if _, ok := f.Info(pre + "input_ids"); !ok {
+					continue
 				}
-				want := floats(t, f, "mask_logits")
+				mids, _ := ints(t, f, pre+"input_ids")
+				mb := &Batch{B: B, T: T, IDs: mids}
+				var mask []int32
+				if _, ok := f.Info(pre + "attention_mask"); ok {
+					mask, _ = ints(t, f, pre+"attention_mask")
+					mb.KeyMask = mask
+				}
+				if _, ok := f.Info(pre + "position_ids"); ok {
+					mb.Pos, _ = ints(t, f, pre+"position_ids")
+					for i := range mb.Pos {
+						if mb.Pos[i] < 0 { // HF fills padding positions with 1 or -1; they are masked anyway
+							mb.Pos[i] = 0
+						}
+					}
+				}
+				if _, ok := f.Info(pre + "seq_ids"); ok {
+					mb.Segments, _ = ints(t, f, pre+"seq_ids")
+				}
+				if _, ok := f.Info(pre + "labels"); ok {
+					lab, _ := ints(t, f, pre+"labels")
+					mb.Targets = ShiftLabels(lab, B, T)
+				}
+				if err := m.Forward(mb); err != nil {
+					t.Fatalf("%s: %v", pre, err)
+				}
+				want := floats(t, f, pre+"logits")
 				got := m.Logits()
 				V := m.Cfg.VocabSize
 				var d float64
 				for p := 0; p < B*T; p++ {
-					if mask[p] == 0 {
+					if mask != nil && mask[p] == 0 {
 						continue
 					}
 					for j := 0; j < V; j++ {
@@ -178,7 +204,19 @@ func TestHFParity(t *testing.T) {
 					}
 				}
 				if d > 1e-4 {
-					t.Errorf("padded logits differ by %.3g", d)
+					t.Errorf("%s logits differ by %.3g", pre, d)
+				}
+				if mb.Targets != nil {
+					if _, ok := f.Info(pre + "loss"); ok {
+						s, n, err := m.Loss(mb, 0, false)
+						if err != nil {
+							t.Fatal(err)
+						}
+						w := float64(floats(t, f, pre+"loss")[0])
+						if l := s / float64(n); math.Abs(l-w) > 1e-5*math.Abs(w) {
+							t.Errorf("%s loss %.7f, transformers %.7f", pre, l, w)
+						}
+					}
 				}
 			}
 		})
