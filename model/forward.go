@@ -92,6 +92,14 @@ func (m *Transformer) Plan(B, T int) error {
 	return nil
 }
 
+// Planned returns the (B, T) of the current plan, or zeros.
+func (m *Transformer) Planned() [2]int {
+	if m.acts == nil {
+		return [2]int{}
+	}
+	return [2]int{m.acts.B, m.acts.T}
+}
+
 func (m *Transformer) checkBatch(b *Batch) error {
 	if m.acts == nil {
 		if err := m.Plan(b.B, b.T); err != nil {
@@ -244,7 +252,13 @@ func (m *Transformer) Backward(b *Batch) {
 		if m.checkpointing {
 			// Recompute the block's activations from its saved input. The
 			// recomputation rewrites resid[l+1] with identical values.
+			if m.RecomputeHook != nil {
+				m.RecomputeHook(true)
+			}
 			m.blockForward(l, b, pos, ap)
+			if m.RecomputeHook != nil {
+				m.RecomputeHook(false)
+			}
 		}
 		blk, la := m.Blocks[l], a.layer(l)
 		in := a.resid[l]

@@ -67,6 +67,11 @@ type Transformer struct {
 	// ChunkRows bounds the logits buffer of the loss to ChunkRows x V.
 	ChunkRows int
 
+	// RecomputeHook, if set, is called with true before gradient
+	// checkpointing re-runs a block's forward and with false after, so
+	// stochastic layers (LoRA dropout) can replay their masks.
+	RecomputeHook func(recomputing bool)
+
 	acts          *activations
 	checkpointing bool
 }
