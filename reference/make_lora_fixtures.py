@@ -83,10 +83,12 @@ def main():
             shutil.rmtree(d)
         pm.save_pretrained(str(d))
         (d / "README.md").unlink(missing_ok=True)  # PEFT's model card template, not needed
-        # Make the config relocatable: it records the base path we passed.
+        # Make the config relocatable (it records the base path we passed) and deterministic.
         cfg_path = d / "adapter_config.json"
         cfg = json.loads(cfg_path.read_text())
         cfg["base_model_name_or_path"] = f"testdata/models/{base}"
+        if isinstance(cfg["target_modules"], list):  # a set for "all-linear": fix its order
+            cfg["target_modules"] = sorted(cfg["target_modules"])
         cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 
         fx_in = load_file(str(MODELS / base / "fixtures.safetensors"))

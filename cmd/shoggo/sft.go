@@ -232,17 +232,11 @@ func runSFT(args []string) error {
 			return err
 		}
 		m.RecomputeHook = adapters.ReplayMasks
-		baseDir := r.Model
-		tr = train.Trainable{Params: adapters.Params(), Grads: adapters.Grads(), ZeroGrad: adapters.ZeroGrad,
-			Save: func(dir string) error {
-				if err := adapters.Save(dir); err != nil {
-					return err
-				}
-				if baseDir != "" {
-					return patchAdapterBase(dir, baseDir)
-				}
-				return nil
-			}}
+		if r.Model != "" {
+			abs, _ := filepath.Abs(r.Model)
+			adapters.BaseModel = abs
+		}
+		tr = train.Trainable{Params: adapters.Params(), Grads: adapters.Grads(), ZeroGrad: adapters.ZeroGrad, Save: adapters.Save}
 		fmt.Fprintln(log, adapters.Report(m))
 	} else {
 		tr = train.FullTrainable(m)
@@ -361,14 +355,3 @@ func loadBase(r sftRecipe, tok *tokenizer.Tokenizer) (*model.Transformer, error)
 	return m, nil
 }
 
-// patchAdapterBase records the base model directory in adapter_config.json.
-func patchAdapterBase(adapterDir, baseDir string) error {
-	p := filepath.Join(adapterDir, "adapter_config.json")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	abs, _ := filepath.Abs(baseDir)
-	s := strings.Replace(string(b), `"base_model_name_or_path": null`, fmt.Sprintf("%q: %q", "base_model_name_or_path", abs), 1)
-	return model.WriteFileAtomic(p, []byte(s))
-}

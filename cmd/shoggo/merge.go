@@ -1,0 +1,30 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/shoggo/shoggo/lora"
+)
+
+func init() {
+	register("merge", "fold a PEFT LoRA adapter into its base and write an HF model directory", runMerge)
+}
+
+func runMerge(args []string) error {
+	fs := flag.NewFlagSet("merge", flag.ContinueOnError)
+	base := fs.String("base", "", "base HF model directory")
+	adapter := fs.String("adapter", "", "PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
+	out := fs.String("out", "", "output HF model directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *base == "" || *adapter == "" || *out == "" {
+		return fmt.Errorf("usage: shoggo merge --base DIR --adapter DIR --out DIR")
+	}
+	if err := lora.MergeDir(*base, *adapter, *out); err != nil {
+		return err
+	}
+	fmt.Printf("merged %s into %s: %s\n", *adapter, *base, *out)
+	return nil
+}

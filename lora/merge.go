@@ -1,0 +1,143 @@
+package lora
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/shoggo/shoggo/backend/cpu"
+	"github.com/shoggo/shoggo/model"
+	"github.com/shoggo/shoggo/nn"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// Merge folds the adapters into the base weights, W += scaling · B A (for
+// GPT-2's c_attn each view adds its rows of B, so the fused weight gets the
+// whole update), and puts the base layers back into m's blocks (PEFT's
+// merge_and_unload). The model can then be saved with SaveHF. Bases must be
+// *nn.Linear or HalfLinear (whose weights are rounded to their dtype after
+// the addition); anything else (a quantized base) is an error and nothing
+// is changed.
+func Merge(m *model.Transformer, a *Adapters) error {
+	if err := a.check(m); err != nil {
+		return err
+	}
+	for _, v := range a.Layers {
+		switch v.Base.(type) {
+		case *nn.Linear, *HalfLinear:
+		default:
+			return fmt.Errorf("lora: merge: module %s has a %T base, which cannot take merged weights (load the base in fp32)", v.Mod.Name, v.Base)
+		}
+	}
+	be := a.be
+	for _, md := range a.Modules {
+		r, in := md.A.Shape[0], md.A.Shape[1]
+		at := tensor.New(a.dt, in, r) // Aᵀ
+		for i := 0; i < r; i++ {
+			for j := 0; j < in; j++ {
+				at.Set(j*r+i, md.A.At(i*in+j))
+			}
+		}
+		for _, v := range md.Views {
+			out := v.B.Shape[0]
+			delta := tensor.New(a.dt, out, in)
+			be.LinearForward(delta, v.B, at, nil) // B Aᵀᵀ = B A
+			be.Scale(delta, md.Scaling)
+			switch base := v.Base.(type) {
+			case *nn.Linear:
+				be.AddInto(base.W, delta)
+			case *HalfLinear:
+				w := tensor.New(a.dt, out, in)
+				widen(w, base.W)
+				be.AddInto(w, delta)
+				toHalf(base.W, w)
+			}
+		}
+	}
+	a.restore()
+	return nil
+}
+
+// tokenizerFiles are copied from the base directory by MergeDir when present.
+var tokenizerFiles = []string{
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+	"vocab.json", "merges.txt", "encoder.json", "vocab.bpe", "tokenizer.model", "chat_template.jinja",
+	"chat_template.json", "generation_config.json",
+}
+
+// MergeDir loads the Hugging Face model in baseDir (fp32 on the CPU), applies
+// the PEFT adapter in adapterDir, merges it and writes the merged model to
+// outDir as a Hugging Face directory, in the dtype the base's config.json
+// names (torch_dtype or dtype: float16/bfloat16, else float32). Tokenizer
+// files and generation_config.json found in baseDir are copied.
+func MergeDir(baseDir, adapterDir, outDir string) error {
+	if same(baseDir, outDir) {
+		return fmt.Errorf("merge: output directory %s is the base directory", outDir)
+	}
+	m, _, err := model.LoadHF(baseDir, cpu.New(), tensor.F32, false)
+	if err != nil {
+		return err
+	}
+	a, err := Load(m, adapterDir)
+	if err != nil {
+		return err
+	}
+	if err := Merge(m, a); err != nil {
+		return err
+	}
+	dt, err := configDType(filepath.Join(baseDir, "config.json"))
+	if err != nil {
+		return err
+	}
+	if err := m.SaveHF(outDir, model.SaveOptions{DType: dt}); err != nil {
+		return err
+	}
+	for _, name := range tokenizerFiles {
+		data, err := os.ReadFile(filepath.Join(baseDir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := model.WriteFileAtomic(filepath.Join(outDir, name), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func same(a, b string) bool {
+	x, err1 := filepath.Abs(a)
+	y, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && filepath.Clean(x) == filepath.Clean(y)
+}
+
+// configDType reads torch_dtype (transformers 4) or dtype (5) from a config.json.
+func configDType(path string) (tensor.DType, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var c struct {
+		TorchDType any `json:"torch_dtype"`
+		DType      any `json:"dtype"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, v := range []any{c.DType, c.TorchDType} {
+		if s, ok := v.(string); ok {
+			switch s {
+			case "float16":
+				return tensor.F16, nil
+			case "bfloat16":
+				return tensor.BF16, nil
+			}
+		}
+	}
+	return tensor.F32, nil
+}
