@@ -34,6 +34,12 @@ func diskNames(name string) []string {
 // converted to dt. warnings name tensors in the files that the model does
 // not use.
 func LoadHF(dir string, be backend.Backend, dt tensor.DType, trainable bool) (m *Transformer, warnings []string, err error) {
+	return LoadHFFrozen(dir, be, dt, trainable, nil)
+}
+
+// LoadHFFrozen is LoadHF with the block linears built by factory (see
+// NewFrozen); factory nil is LoadHF.
+func LoadHFFrozen(dir string, be backend.Backend, dt tensor.DType, trainable bool, factory LinearFactory) (m *Transformer, warnings []string, err error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, nil, err
@@ -43,7 +49,7 @@ func LoadHF(dir string, be backend.Backend, dt tensor.DType, trainable bool) (m 
 		return nil, nil, err
 	}
 	defer st.Close()
-	m, err = New(cfg, be, dt, trainable)
+	m, err = NewFrozen(cfg, be, dt, trainable, factory)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -62,43 +68,35 @@ type WeightSource interface {
 	TensorF32(name string) ([]float32, error)
 }
 
-// LoadWeights copies every parameter from src, checking names and shapes.
-// where names the source in errors.
+// LoadWeights copies every parameter from src, checking names and shapes,
+// and builds the external frozen linears (NewFrozen) one at a time. where
+// names the source in errors.
 func (m *Transformer) LoadWeights(src WeightSource, where string) (warnings []string, err error) {
 	used := map[string]bool{}
 	for _, p := range m.Params.Tensors() {
-		var found string
-		for _, n := range diskNames(p.Name) {
-			if _, ok := src.Info(n); ok {
-				found = n
-				break
-			}
-		}
-		if found == "" {
-			return nil, fmt.Errorf("%s: missing tensor %q (shape %v)", where, p.Name, p.Shape)
-		}
-		used[found] = true
-		info, _ := src.Info(found)
-		want := p.Shape
-		conv := m.Cfg.Family() == GPT2 && IsConv1D(p.Name)
-		if conv {
-			want = tensor.Shape{p.Shape[1], p.Shape[0]}
-		}
-		if !info.Shape.Equal(want) {
-			return nil, fmt.Errorf("%s: tensor %q has shape %v in the checkpoint, the config needs %v", where, found, info.Shape, want)
-		}
-		if !info.DType.IsFloat() {
-			return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float type", where, found, info.DType)
-		}
-		data, err := src.TensorF32(found)
+		data, err := m.readTensor(src, where, p.Name, p.Shape, used)
 		if err != nil {
 			return nil, err
 		}
-		if conv {
-			data = transpose(data, want[0], want[1])
-		}
 		for i, v := range data {
 			p.Set(i, float64(v))
+		}
+	}
+	for _, pl := range m.pending {
+		w, err := m.readTensor(src, where, pl.prefix+".weight", tensor.Shape{pl.out, pl.in}, used)
+		if err != nil {
+			return nil, err
+		}
+		var b *tensor.Tensor
+		if pl.bias {
+			bd, err := m.readTensor(src, where, pl.prefix+".bias", tensor.Shape{pl.out}, used)
+			if err != nil {
+				return nil, err
+			}
+			b = tensor.FromF32(bd, pl.out)
+		}
+		if err := pl.build(tensor.FromF32(w, pl.out, pl.in), b); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", where, pl.prefix, err)
 		}
 	}
 	var extra []string
@@ -118,6 +116,42 @@ func (m *Transformer) LoadWeights(src WeightSource, where string) (warnings []st
 	return warnings, nil
 }
 
+// readTensor reads the parameter called name (shape in shoggo's layout) from
+// src as float32, transposing GPT-2 Conv1D weights.
+func (m *Transformer) readTensor(src WeightSource, where, name string, shape tensor.Shape, used map[string]bool) ([]float32, error) {
+	var found string
+	for _, n := range diskNames(name) {
+		if _, ok := src.Info(n); ok {
+			found = n
+			break
+		}
+	}
+	if found == "" {
+		return nil, fmt.Errorf("%s: missing tensor %q (shape %v)", where, name, shape)
+	}
+	used[found] = true
+	info, _ := src.Info(found)
+	want := shape
+	conv := m.Cfg.Family() == GPT2 && IsConv1D(name)
+	if conv {
+		want = tensor.Shape{shape[1], shape[0]}
+	}
+	if !info.Shape.Equal(want) {
+		return nil, fmt.Errorf("%s: tensor %q has shape %v in the checkpoint, the config needs %v", where, found, info.Shape, want)
+	}
+	if !info.DType.IsFloat() {
+		return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float type", where, found, info.DType)
+	}
+	data, err := src.TensorF32(found)
+	if err != nil {
+		return nil, err
+	}
+	if conv {
+		data = transpose(data, want[0], want[1])
+	}
+	return data, nil
+}
+
 func transpose(a []float32, rows, cols int) []float32 {
 	out := make([]float32, len(a))
 	for i := 0; i < rows; i++ {
@@ -132,6 +166,9 @@ func transpose(a []float32, rows, cols int) []float32 {
 // original names, GPT-2 Conv1D weights transposed back to (in, out),
 // converted to dtype dt (F32, F16 or BF16).
 func (m *Transformer) HFTensors(dt tensor.DType) ([]*tensor.Tensor, error) {
+	if len(m.pending) > 0 {
+		return nil, fmt.Errorf("model: block linears are held by a frozen-linear factory; merge or dequantize before saving")
+	}
 	var out []*tensor.Tensor
 	for _, p := range m.Params.Tensors() {
 		t := tensor.New(tensor.F32, p.Shape...)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/internal/parallel"
 	"github.com/shoggo/shoggo/nn"
 	"github.com/shoggo/shoggo/tensor"
 )
@@ -74,21 +75,73 @@ type Transformer struct {
 
 	acts          *activations
 	checkpointing bool
+	factory       LinearFactory
+	pending       []pendingLinear
+}
+
+// blockLinear reports whether a parameter belongs to a block's linear layer
+// and returns the layer's name prefix.
+func blockLinear(name string) (string, bool) {
+	prefix, ok := strings.CutSuffix(name, ".weight")
+	if !ok {
+		prefix, ok = strings.CutSuffix(name, ".bias")
+	}
+	if !ok || !(strings.HasPrefix(name, "model.layers.") || strings.HasPrefix(name, "transformer.h.")) {
+		return "", false
+	}
+	i := strings.LastIndexByte(prefix, '.')
+	switch prefix[i+1:] {
+	case "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "c_attn", "c_proj", "c_fc":
+		return prefix, true
+	}
+	return "", false
 }
 
 // New allocates a model for cfg on backend be with parameters of dtype dt
 // (F32, or F64 for gradient checks). Parameters start at zero: call
 // InitWeights or load a checkpoint. trainable=false allocates no gradients.
 func New(cfg *Config, be backend.Backend, dt tensor.DType, trainable bool) (*Transformer, error) {
+	return NewFrozen(cfg, be, dt, trainable, nil)
+}
+
+// LinearFactory builds a frozen block linear layer (for instance a bf16 or
+// NF4 copy) from its fp32 weight (out, in) and bias (or nil). The tensors
+// are temporary: the factory must copy what it keeps.
+type LinearFactory func(name string, w, b *tensor.Tensor) (nn.Layer, error)
+
+// pendingLinear is a block linear built outside the parameter arena.
+type pendingLinear struct {
+	prefix  string
+	out, in int
+	bias    bool
+	build   func(w, b *tensor.Tensor) error
+}
+
+// NewFrozen is New with the block linears (attention and MLP projections)
+// kept out of the parameter arena when factory is non-nil: InitWeights or
+// LoadWeights materialises each one in fp32, one at a time, and hands it to
+// factory, so a model whose base is held in bf16 or 4 bits never has a
+// whole fp32 copy. Embeddings, norms and the LM head stay in the arena.
+// Until InitWeights or LoadWeights runs, those layers are nil.
+func NewFrozen(cfg *Config, be backend.Backend, dt tensor.DType, trainable bool, factory LinearFactory) (*Transformer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	specs := ParamSpecs(cfg)
+	if factory != nil {
+		var kept []tensor.Spec
+		for _, s := range specs {
+			if _, ok := blockLinear(s.Name); !ok {
+				kept = append(kept, s)
+			}
+		}
+		specs = kept
+	}
 	params, err := tensor.NewArena(dt, specs)
 	if err != nil {
 		return nil, err
 	}
-	m := &Transformer{Cfg: *cfg, BE: be, DType: dt, Params: params, ChunkRows: 64}
+	m := &Transformer{Cfg: *cfg, BE: be, DType: dt, Params: params, ChunkRows: 64, factory: factory}
 	if trainable {
 		if m.Grads, err = tensor.NewArena(dt, specs); err != nil {
 			return nil, err
@@ -113,6 +166,24 @@ func (m *Transformer) g(name string) *tensor.Tensor {
 	return m.Grads.Get(name)
 }
 
+// slot returns the layer for prefix: a plain Linear over the arena, or, with
+// a factory, nil now and a pending entry that fills *dst later.
+func (m *Transformer) slot(dst *nn.Layer, prefix string, out, in int, bias bool) {
+	if m.factory == nil {
+		*dst = m.linear(prefix, bias)
+		return
+	}
+	m.pending = append(m.pending, pendingLinear{prefix: prefix, out: out, in: in, bias: bias,
+		build: func(w, b *tensor.Tensor) error {
+			l, err := m.factory(prefix, w, b)
+			if err != nil {
+				return err
+			}
+			*dst = l
+			return nil
+		}})
+}
+
 func (m *Transformer) linear(prefix string, bias bool) *nn.Linear {
 	l := &nn.Linear{BE: m.BE, Name: prefix, W: m.p(prefix + ".weight"), DW: m.g(prefix + ".weight")}
 	if bias {
@@ -134,13 +205,38 @@ func (m *Transformer) norm(prefix string) *nn.Norm {
 // wire builds the modules as views into the arenas.
 func (m *Transformer) wire() {
 	c := &m.Cfg
-	C := c.HiddenSize
+	C, I := c.HiddenSize, c.IntermediateSize
+	hs := c.HeadDim()
+	Q, KV := c.NumAttentionHeads*hs, c.NumKeyValueHeads*hs
 	m.Blocks = make([]*Block, c.NumHiddenLayers)
 	if c.Family() == GPT2 {
 		m.Embed, m.DEmbed = m.p("transformer.wte.weight"), m.g("transformer.wte.weight")
 		m.PosEmbed, m.DPosEmbed = m.p("transformer.wpe.weight"), m.g("transformer.wpe.weight")
 		for l := range m.Blocks {
 			p := fmt.Sprintf("transformer.h.%d.", l)
+			blk := &Block{Norm1: m.norm(p + "ln_1"), Norm2: m.norm(p + "ln_2")}
+			m.Blocks[l] = blk
+			m.slot(&blk.O, p+"attn.c_proj", C, C, true)
+			m.slot(&blk.Fc, p+"mlp.c_fc", I, C, true)
+			m.slot(&blk.Proj, p+"mlp.c_proj", C, I, true)
+			if m.factory != nil {
+				// The fused (3C, C) c_attn reaches the factory as three
+				// (C, C) row blocks: q, k and v.
+				prefix := p + "attn.c_attn"
+				m.pending = append(m.pending, pendingLinear{prefix: prefix, out: 3 * C, in: C, bias: true,
+					build: func(w, b *tensor.Tensor) error {
+						dst := []*nn.Layer{&blk.Q, &blk.K, &blk.V}
+						for i, d := range dst {
+							l, err := m.factory(prefix, w.View(i*C*C, C, C), b.View(i*C, C))
+							if err != nil {
+								return err
+							}
+							*d = l
+						}
+						return nil
+					}})
+				continue
+			}
 			qkv := m.linear(p+"attn.c_attn", true)
 			// q, k and v are row blocks of the fused (3C, C) c_attn weight.
 			part := func(i int) *nn.Linear {
@@ -150,11 +246,7 @@ func (m *Transformer) wire() {
 				}
 				return lin
 			}
-			m.Blocks[l] = &Block{
-				Norm1: m.norm(p + "ln_1"), Norm2: m.norm(p + "ln_2"),
-				Q: part(0), K: part(1), V: part(2), O: m.linear(p+"attn.c_proj", true),
-				Fc: m.linear(p+"mlp.c_fc", true), Proj: m.linear(p+"mlp.c_proj", true),
-			}
+			blk.Q, blk.K, blk.V = part(0), part(1), part(2)
 		}
 		m.NormF = m.norm("transformer.ln_f")
 		m.LMHead, m.DLMHead = m.Embed, m.DEmbed
@@ -163,12 +255,15 @@ func (m *Transformer) wire() {
 	m.Embed, m.DEmbed = m.p("model.embed_tokens.weight"), m.g("model.embed_tokens.weight")
 	for l := range m.Blocks {
 		p := fmt.Sprintf("model.layers.%d.", l)
-		m.Blocks[l] = &Block{
-			Norm1: m.norm(p + "input_layernorm"), Norm2: m.norm(p + "post_attention_layernorm"),
-			Q: m.linear(p+"self_attn.q_proj", c.QKVBias()), K: m.linear(p+"self_attn.k_proj", c.QKVBias()),
-			V: m.linear(p+"self_attn.v_proj", c.QKVBias()), O: m.linear(p+"self_attn.o_proj", c.OBias()),
-			Gate: m.linear(p+"mlp.gate_proj", false), Up: m.linear(p+"mlp.up_proj", false), Down: m.linear(p+"mlp.down_proj", false),
-		}
+		blk := &Block{Norm1: m.norm(p + "input_layernorm"), Norm2: m.norm(p + "post_attention_layernorm")}
+		m.Blocks[l] = blk
+		m.slot(&blk.Q, p+"self_attn.q_proj", Q, C, c.QKVBias())
+		m.slot(&blk.K, p+"self_attn.k_proj", KV, C, c.QKVBias())
+		m.slot(&blk.V, p+"self_attn.v_proj", KV, C, c.QKVBias())
+		m.slot(&blk.O, p+"self_attn.o_proj", C, Q, c.OBias())
+		m.slot(&blk.Gate, p+"mlp.gate_proj", I, C, false)
+		m.slot(&blk.Up, p+"mlp.up_proj", I, C, false)
+		m.slot(&blk.Down, p+"mlp.down_proj", C, I, false)
 	}
 	m.NormF = m.norm("model.norm")
 	if c.TieWordEmbeddings {
@@ -203,11 +298,38 @@ func (m *Transformer) InitWeights(rng *rand.Rand) {
 			}
 		}
 	}
+	for _, pl := range m.pending {
+		s := std
+		if strings.HasSuffix(pl.prefix, "c_proj") || strings.HasSuffix(pl.prefix, "o_proj") || strings.HasSuffix(pl.prefix, "down_proj") {
+			s = resid
+		}
+		w := tensor.New(tensor.F32, pl.out, pl.in)
+		for i := range w.F32 {
+			w.F32[i] = float32(rng.NormFloat64() * s)
+		}
+		var b *tensor.Tensor
+		if pl.bias {
+			b = tensor.New(tensor.F32, pl.out)
+		}
+		if err := pl.build(w, b); err != nil {
+			panic(fmt.Sprintf("model: building %s: %v", pl.prefix, err)) // factories fail only on programmer errors here
+		}
+	}
 }
 
-// ZeroGrad clears all gradients.
+// ZeroGrad clears all gradients (split across threads: the gradient arena
+// is as large as the model).
 func (m *Transformer) ZeroGrad() {
-	if m.Grads != nil {
+	if m.Grads == nil {
+		return
+	}
+	f := m.Grads.Flat()
+	switch f.DType {
+	case tensor.F32:
+		parallel.For(len(f.F32), 1<<18, func(lo, hi int) { clear(f.F32[lo:hi]) })
+	case tensor.F64:
+		parallel.For(len(f.F64), 1<<17, func(lo, hi int) { clear(f.F64[lo:hi]) })
+	default:
 		m.Grads.Zero()
 	}
 }
