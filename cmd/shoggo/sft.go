@@ -324,10 +324,14 @@ func loadBase(r sftRecipe, tok *tokenizer.Tokenizer) (*model.Transformer, error)
 		return nil, fmt.Errorf("--qlora and --base-dtype need LoRA (--lora-r > 0)")
 	}
 	var m *model.Transformer
-	var err error
+	be := cpu.New()
+	factory, err := baseFactory(r, be)
+	if err != nil {
+		return nil, err
+	}
 	if r.Model != "" {
 		var warns []string
-		m, warns, err = model.LoadHF(r.Model, cpu.New(), tensor.F32, full)
+		m, warns, err = model.LoadHFFrozen(r.Model, be, tensor.F32, full, factory)
 		if err != nil {
 			return nil, err
 		}
@@ -342,15 +346,10 @@ func loadBase(r sftRecipe, tok *tokenizer.Tokenizer) (*model.Transformer, error)
 		if cfg.VocabSize < tok.VocabSize() {
 			cfg.VocabSize = tok.VocabSize()
 		}
-		if m, err = model.New(cfg, cpu.New(), tensor.F32, full); err != nil {
+		if m, err = model.NewFrozen(cfg, be, tensor.F32, full, factory); err != nil {
 			return nil, err
 		}
 		m.InitWeights(rand.New(rand.NewPCG(r.Seed, 3)))
-	}
-	if !full {
-		if err := convertBase(m, r); err != nil {
-			return nil, err
-		}
 	}
 	return m, nil
 }
