@@ -67,10 +67,11 @@ type goldenChat struct {
 }
 
 type goldenFile struct {
-	TokenizersVersion string       `json:"tokenizers_version"`
-	Qwen3             []goldenRow  `json:"qwen3"`
-	GPT2              []goldenRow  `json:"gpt2"`
-	Chat              []goldenChat `json:"chat"`
+	TokenizersVersion string                 `json:"tokenizers_version"`
+	Qwen3             []goldenRow            `json:"qwen3"`
+	GPT2              []goldenRow            `json:"gpt2"`
+	Chat              []goldenChat           `json:"chat"`
+	Variants          map[string][]goldenRow `json:"variants"`
 }
 
 func readGolden(tb testing.TB, path string) *goldenFile {

@@ -138,8 +138,8 @@ func Load(path string) (*Tokenizer, error) {
 func Parse(data []byte) (*Tokenizer, error) { return parse(data) }
 
 func parse(data []byte) (*Tokenizer, error) {
-	var f jsonFile
-	if err := json.Unmarshal(data, &f); err != nil {
+	f, err := decodeFile(data)
+	if err != nil {
 		return nil, err
 	}
 	if !isNull(f.Truncation) {
@@ -328,8 +328,8 @@ func (t *Tokenizer) build(vocab map[string]int32, merges [][2]string, added []Ad
 		}
 		maxID = max(maxID, a.ID)
 	}
-	if maxID >= 1<<28 {
-		return fmt.Errorf("token id %d too large", maxID)
+	if n := len(vocab) + len(added); int(maxID) > 2*n+1024 {
+		return fmt.Errorf("token ids are sparse: largest id %d for %d tokens", maxID, n)
 	}
 	t.vocab = vocab
 	t.modelVocab = len(vocab)
@@ -373,7 +373,15 @@ func (t *Tokenizer) build(vocab map[string]int32, merges [][2]string, added []Ad
 	}
 	t.added = added
 	t.addedByID = make(map[int32]int, len(added))
+	t.addedByContent = make(map[string]int, len(added))
 	for i, a := range added {
+		if a.Content == "" {
+			return fmt.Errorf("added_tokens: id %d has empty content", a.ID)
+		}
+		if _, dup := t.addedByContent[a.Content]; dup {
+			return fmt.Errorf("added_tokens: %q listed twice", a.Content)
+		}
+		t.addedByContent[a.Content] = i
 		if _, dup := t.addedByID[a.ID]; dup {
 			return fmt.Errorf("added_tokens: id %d used twice", a.ID)
 		}

@@ -39,10 +39,11 @@ type Tokenizer struct {
 	unkID       int32
 	fuseUnk     bool
 
-	added     []AddedToken
-	addedByID map[int32]int
-	rawMatch  *addedMatcher // tokens matched on the raw text
-	normMatch *addedMatcher // tokens matched on the normalized text
+	added          []AddedToken
+	addedByID      map[int32]int
+	addedByContent map[string]int
+	rawMatch       *addedMatcher // tokens matched on the raw text
+	normMatch      *addedMatcher // tokens matched on the normalized text
 
 	nfc         bool
 	pre         preTokenizer
@@ -119,7 +120,7 @@ func (t *Tokenizer) EncodeBatch(texts []string, threads int) [][]int32 {
 	if threads <= 1 {
 		e := t.getEncoder()
 		for i, s := range texts {
-			out[i] = e.encode(nil, s, true)
+			out[i] = e.encode(make([]int32, 0, len(s)/3+8), s, true)
 		}
 		t.putEncoder(e)
 		return out
@@ -137,7 +138,7 @@ func (t *Tokenizer) EncodeBatch(texts []string, threads int) [][]int32 {
 				if i >= len(texts) {
 					return
 				}
-				out[i] = e.encode(nil, texts[i], true)
+				out[i] = e.encode(make([]int32, 0, len(texts[i])/3+8), texts[i], true)
 			}
 		}()
 	}
@@ -308,7 +309,9 @@ func (e *encoder) bpe(dst []int32, w string) []int32 {
 }
 
 // Decode returns the text of ids: the bytes of each token concatenated. Added tokens decode
-// to their content. Unknown ids are skipped. A sequence that ends inside a multi-byte character
+// to their content. (Hugging Face passes added tokens through the ByteLevel decoder as well,
+// which garbles one whose content has non-ASCII Latin-1 letters, such as "café"; for ASCII
+// tokens like <|im_end|> the two agree.) Unknown ids are skipped. A sequence that ends inside a multi-byte character
 // returns its bytes as they are (Hugging Face would replace them with U+FFFD); apply
 // strings.ToValidUTF8 for that behaviour.
 func (t *Tokenizer) Decode(ids []int32) string { return string(t.AppendDecode(nil, ids)) }
@@ -326,10 +329,8 @@ func (t *Tokenizer) AppendDecode(dst []byte, ids []int32) []byte {
 // TokenToID returns the id of a token written as in tokenizer.json (byte-level form, such as
 // "Ġthe" for " the", or an added token's content).
 func (t *Tokenizer) TokenToID(token string) (int32, bool) {
-	for i := range t.added {
-		if t.added[i].Content == token {
-			return t.added[i].ID, true
-		}
+	if k, ok := t.addedByContent[token]; ok {
+		return t.added[k].ID, true
 	}
 	id, ok := t.vocab[token]
 	return id, ok

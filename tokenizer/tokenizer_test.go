@@ -1,11 +1,14 @@
 package tokenizer
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -359,11 +362,53 @@ func FuzzRoundTrip(f *testing.F) {
 	})
 }
 
+func TestDecodeFileMatchesEncodingJSON(t *testing.T) {
+	files := [][]byte{}
+	data, _ := small(t).MarshalJSON()
+	files = append(files, data)
+	if p := thirdParty("qwen3", "tokenizer.json"); haveFile(p) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, data)
+	}
+	files = append(files, []byte(`{"version": "1.0", "model": {"type": "BPE", "dropout": 0.5, "vocab": {"a\u00e9\"": 0, "b": 1, "b": 2}, "merges": [["a\u00e9\"", "b"], "x y"], "unk_token": "a"}, "added_tokens": [], "normalizer": null, "extra": [1, {"x": "]}"}]}`))
+	for i, data := range files {
+		var std jsonFile
+		if err := json.Unmarshal(data, &std); err != nil {
+			t.Fatal(err)
+		}
+		fast, err := decodeFile(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(*fast, std) {
+			t.Fatalf("file %d: decodeFile differs from encoding/json", i)
+		}
+	}
+	for _, bad := range []string{``, `{`, `{"model": {"vocab": {"a": 1.5}}}`, `{"model": {"vocab": {"a": -1}}}`, `{"model": {"merges": [3]}}`,
+		`{"model": {"merges": [["a"]]}}`, `{"a": "x} trailing`, `{} {}`, `{"a" 1}`, `{"model": {"vocab": {"a": 99999999999}}}`, "{\"a\": \"\x01\"}"} {
+		if _, err := decodeFile([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	data, _ := small(f).MarshalJSON()
 	f.Add(data)
 	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast decoder agrees with encoding/json wherever both accept the input, except
+		// that encoding/json also matches keys case-insensitively (serde, like decodeFile,
+		// does not): skip inputs where that could matter.
+		var std jsonFile
+		fast, err1 := decodeFile(data)
+		cmpOK := !bytes.ContainsAny(data, "ABCDEFGHIJKLMNOPQRSTUVWXYZ\\")
+		if err2 := json.Unmarshal(data, &std); cmpOK && err1 == nil && err2 == nil && !reflect.DeepEqual(*fast, std) {
+			t.Fatalf("decodeFile differs from encoding/json:\n%+v\n%+v", *fast, std)
+		}
 		tok, err := Parse(data)
 		if err != nil {
 			return
