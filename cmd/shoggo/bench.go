@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -132,28 +133,29 @@ func benchStep(w *os.File, cfg *model.Config, o benchOpts, nt int) error {
 	scale := 1 / float64(count)
 	grads := m.Grads.Tensors()
 
-	type times struct{ fwd, bwd, opt time.Duration }
+	type times struct{ fwd, bwd, opt, cfwd, cbwd, copt time.Duration }
 	var all []times
 	var loss float64
 	step := func() (times, error) {
 		var t times
-		t0 := time.Now()
+		c0, t0 := cpuTime(), time.Now()
 		if err := m.Forward(b); err != nil {
 			return t, err
 		}
-		t1 := time.Now()
+		c1, t1 := cpuTime(), time.Now()
 		s, _, err := m.Loss(b, scale, true)
 		if err != nil {
 			return t, err
 		}
 		m.Backward(b)
-		t2 := time.Now()
+		c2, t2 := cpuTime(), time.Now()
 		optim.ClipGradNorm(grads, 1)
 		opt.Step(1e-4)
 		m.ZeroGrad() // for the next step (train.Step zeroes first)
-		t3 := time.Now()
+		c3, t3 := cpuTime(), time.Now()
 		loss = s * scale
 		t.fwd, t.bwd, t.opt = t1.Sub(t0), t2.Sub(t1), t3.Sub(t2)
+		t.cfwd, t.cbwd, t.copt = c1-c0, c2-c1, c3-c2
 		return t, nil
 	}
 	m.ZeroGrad()
@@ -209,8 +211,13 @@ func benchStep(w *os.File, cfg *model.Config, o benchOpts, nt int) error {
 	fmt.Fprintf(w, "%d warmup + %d timed steps; medians (ms):\n", o.warmup, o.steps)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "forward\tbackward+loss\toptimizer\tstep\tmin step\ttokens/s\tGFLOP/s\t% peak\t")
-	fmt.Fprintf(tw, "%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", fwd, bwd, opm, tot,
+	fmt.Fprintf(tw, "%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t(wall ms)\n", fwd, bwd, opm, tot,
 		(minTot.fwd+minTot.bwd+minTot.opt).Seconds()*1e3, float64(N)/(tot/1e3), gflops, 100*gflops/peak)
+	cf := med(func(t times) time.Duration { return t.cfwd })
+	cb := med(func(t times) time.Duration { return t.cbwd })
+	co := med(func(t times) time.Duration { return t.copt })
+	ct := med(func(t times) time.Duration { return t.cfwd + t.cbwd + t.copt })
+	fmt.Fprintf(tw, "%.1f\t%.1f\t%.1f\t%.1f\t\t\t\t\t(CPU ms, all threads; %.0f%% of %d threads busy)\n", cf, cb, co, ct, 100*ct/tot/float64(nt), nt)
 	tw.Flush()
 	fmt.Fprintf(w, "optimizer = grad-norm clip + AdamW step + zeroing the gradients\n")
 	fmt.Fprintf(w, "%s (N = parameters, tied LM head once; attention term not halved for the causal mask)\n", formula)
@@ -377,4 +384,14 @@ func cpuName() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// cpuTime returns the CPU time (user + system) the process has used, all
+// threads together.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

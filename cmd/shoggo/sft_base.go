@@ -41,6 +41,3 @@ func baseFactory(r sftRecipe, be backend.Backend) (model.LinearFactory, error) {
 func qloraFactory(be backend.Backend) (model.LinearFactory, error) {
 	return nil, fmt.Errorf("--qlora: not available yet")
 }
-
-// sftBench is defined with the benchmarks.
-func sftBench(r sftRecipe) error { return fmt.Errorf("--bench-steps: not available yet") }
