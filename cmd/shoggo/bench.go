@@ -228,6 +228,8 @@ func benchStep(w *os.File, cfg *model.Config, o benchOpts, nt int) error {
 		fmt.Fprintf(w, " %.0f/%.0f/%.0f", t.fwd.Seconds()*1e3, t.bwd.Seconds()*1e3, t.opt.Seconds()*1e3)
 	}
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "RESULT impl=shoggo step_ms=%.1f cpu_ms=%.1f tokens_per_s=%.2f rss_mib=%.0f\n",
+		tot, ct, float64(N)/(tot/1e3), float64(vmHWM())/(1<<20))
 	return nil
 }
 

@@ -151,7 +151,7 @@ func runPretrain(args []string) error {
 					return
 				}
 			}
-		}, r.VocabSize, []string{"<|endoftext|>"})
+		}, r.VocabSize, []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>"})
 		if err != nil {
 			return err
 		}
