@@ -36,8 +36,3 @@ func baseFactory(r sftRecipe, be backend.Backend) (model.LinearFactory, error) {
 	}
 	return nil, fmt.Errorf("--base-dtype %q: want fp32, bf16 or fp16", r.BaseDType)
 }
-
-// qloraFactory quantizes each frozen linear to NF4.
-func qloraFactory(be backend.Backend) (model.LinearFactory, error) {
-	return nil, fmt.Errorf("--qlora: not available yet")
-}
