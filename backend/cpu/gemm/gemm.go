@@ -9,6 +9,13 @@
 // lda, ldb, ldc are the row strides of A, B and C as stored (so for transA
 // A is stored k x m with stride lda >= m). beta == 0 means C is overwritten
 // (its old contents, even NaN, are ignored).
+//
+// Sgemm packs its operands into panels (BLIS/GotoBLAS style, sgemm.go) and
+// runs an AVX2/FMA micro-kernel in Go assembly (kernel_amd64.s) when the
+// CPU has AVX2 and FMA, a pure-Go kernel otherwise or when the environment
+// sets SHOGGO_NOASM=1. It splits large products across SetThreads threads
+// (default GOMAXPROCS) through a persistent worker pool (pool.go); results
+// are bit-identical for every thread count.
 package gemm
 
 // Float is the set of element types the reference kernels accept.

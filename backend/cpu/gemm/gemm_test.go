@@ -8,10 +8,12 @@ import (
 	"testing"
 )
 
-// Tolerance: |Sgemm - exact| <= 1e-5*sqrt(k) * (|alpha|*sum_p |op(A)_ip op(B)_pj| + |beta*C_ij|),
-// where exact is Ref in float64 on the same float32 inputs. Float32
-// rounding of a k-term dot product is far below this; a wrong element, a
-// missed or doubled k block or a misapplied alpha/beta is far above it.
+// Tolerance: |Sgemm - exact| <= 1e-5*sqrt(k) * (|alpha|*|op(A)_i.|*|op(B)_.j| + |beta*C_ij|),
+// where exact is Ref in float64 on the same float32 inputs and |x| is the
+// Euclidean norm of row i of op(A) or column j of op(B) (which bounds
+// sum_p |op(A)_ip op(B)_pj|). Float32 rounding of a k-term dot product is
+// far below this; a wrong element, a missed or doubled k block or a
+// misapplied alpha/beta is far above it.
 func tolerance(k int) float64 { return 1e-5 * math.Sqrt(float64(k)) }
 
 var testDims = []int{1, 2, 7, 16, 17, 65, 255, 300}
@@ -23,7 +25,8 @@ type operands struct {
 	m, n, k        int
 	a, b, c0       []float32
 	lda, ldb, ldc  int
-	ab, absAB      []float64 // op(A)op(B) and |op(A)||op(B)|, m x n, stride n
+	ab             []float64 // op(A)op(B), m x n, stride n
+	rowA, colB     []float64 // norms of the rows of op(A) and the columns of op(B)
 }
 
 func newOperands(rng *rand.Rand, transA, transB bool, m, n, k int, withRef bool) *operands {
@@ -45,18 +48,46 @@ func newOperands(rng *rand.Rand, transA, transB bool, m, n, k int, withRef bool)
 		return o
 	}
 	a64, b64 := make([]float64, len(o.a)), make([]float64, len(o.b))
-	absA, absB := make([]float64, len(o.a)), make([]float64, len(o.b))
 	for i, v := range o.a {
-		a64[i], absA[i] = float64(v), math.Abs(float64(v))
+		a64[i] = float64(v)
 	}
 	for i, v := range o.b {
-		b64[i], absB[i] = float64(v), math.Abs(float64(v))
+		b64[i] = float64(v)
 	}
-	o.ab, o.absAB = make([]float64, m*n), make([]float64, m*n)
+	o.ab = make([]float64, m*n)
 	Ref(transA, transB, m, n, k, 1, a64, o.lda, b64, o.ldb, 0, o.ab, n)
-	Ref(transA, transB, m, n, k, 1, absA, o.lda, absB, o.ldb, 0, o.absAB, n)
+	o.rowA, o.colB = make([]float64, m), make([]float64, n)
+	for p := 0; p < k; p++ {
+		for i := range o.rowA {
+			var v float64
+			if transA {
+				v = a64[p*o.lda+i]
+			} else {
+				v = a64[i*o.lda+p]
+			}
+			o.rowA[i] += v * v
+		}
+		for j := range o.colB {
+			var v float64
+			if transB {
+				v = b64[j*o.ldb+p]
+			} else {
+				v = b64[p*o.ldb+j]
+			}
+			o.colB[j] += v * v
+		}
+	}
+	for i := range o.rowA {
+		o.rowA[i] = math.Sqrt(o.rowA[i])
+	}
+	for j := range o.colB {
+		o.colB[j] = math.Sqrt(o.colB[j])
+	}
 	return o
 }
+
+// absBound bounds sum_p |op(A)_ip op(B)_pj|.
+func (o *operands) absBound(i, j int) float64 { return o.rowA[i] * o.colB[j] }
 
 // randMatrix returns rows x cols values in [-1, 1) at stride ld; the gaps
 // between rows hold a large sentinel that must never be read into a result
@@ -103,7 +134,7 @@ func (o *operands) check(t *testing.T, alpha, beta float32, nanC bool) {
 			c0 = 0
 		}
 		want := float64(alpha)*o.ab[row*o.n+col] + float64(beta)*c0
-		bound := tol * (math.Abs(float64(alpha))*o.absAB[row*o.n+col] + math.Abs(float64(beta)*c0))
+		bound := tol * (math.Abs(float64(alpha))*o.absBound(row, col) + math.Abs(float64(beta)*c0))
 		if got := float64(c[i]); !(math.Abs(got-want) <= bound) {
 			if bad++; bad <= 3 {
 				t.Errorf("%s: C[%d,%d] = %g, want %g (bound %g)", o.name(alpha, beta), row, col, got, want, bound)
@@ -254,7 +285,7 @@ func TestSgemmPanics(t *testing.T) {
 // threads, with the split forced down to tiny pieces as well.
 func TestSgemmThreads(t *testing.T) {
 	defer SetThreads(0)
-	defer func(w, p int) { parMinWork, pieceCols = w, p }(parMinWork, pieceCols)
+	defer func(w, lo, hi int) { parMinWork, minPiece, maxPiece = w, lo, hi }(parMinWork, minPiece, maxPiece)
 	rng := rand.New(rand.NewPCG(7, 8))
 	shapes := [][3]int{{256, 768, 300}, {300, 100, 513}, {1000, 70, 65}, {7, 300, 17}, {65, 255, 255}}
 	if !testing.Short() {
@@ -266,13 +297,13 @@ func TestSgemmThreads(t *testing.T) {
 				o := newOperands(rng, l[0], l[1], s[0], s[1], s[2], false)
 				run := func(threads, minWork, piece int) []float32 {
 					SetThreads(threads)
-					parMinWork, pieceCols = minWork, piece
+					parMinWork, minPiece, maxPiece = minWork, piece, 4*piece
 					c := append([]float32(nil), o.c0...)
 					Sgemm(o.transA, o.transB, o.m, o.n, o.k, -0.7, o.a, o.lda, o.b, o.ldb, 0.5, c, o.ldc)
 					return c
 				}
-				want := run(1, 1<<18, 4096)
-				for _, cfg := range [][3]int{{2, 1 << 18, 4096}, {2, 0, 16}, {3, 0, 40}, {5, 0, 4096}} {
+				want := run(1, 1<<18, 512)
+				for _, cfg := range [][3]int{{2, 1 << 18, 512}, {2, 0, 16}, {3, 0, 40}, {5, 0, 4096}} {
 					got := run(cfg[0], cfg[1], cfg[2])
 					for i := range want {
 						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
@@ -307,7 +338,7 @@ func TestSgemmConcurrent(t *testing.T) {
 				for i := 0; i < o.m; i++ {
 					for j := 0; j < o.n; j++ {
 						want, got := o.ab[i*o.n+j], float64(c[i*o.ldc+j])
-						if math.Abs(got-want) > tolerance(o.k)*o.absAB[i*o.n+j] {
+						if math.Abs(got-want) > tolerance(o.k)*o.absBound(i, j) {
 							errs <- fmt.Sprintf("%s: C[%d,%d] = %g, want %g", o.name(1, 0), i, j, got, want)
 							return
 						}
@@ -343,7 +374,7 @@ func TestGemm(t *testing.T) {
 			if c64[i*20+j] != o.ab[i*20+j] {
 				t.Fatalf("float64 Gemm differs from Ref at %d,%d", i, j)
 			}
-			if math.Abs(float64(c[i*o.ldc+j])-o.ab[i*20+j]) > tolerance(17)*o.absAB[i*20+j] {
+			if math.Abs(float64(c[i*o.ldc+j])-o.ab[i*20+j]) > tolerance(17)*o.absBound(i, j) {
 				t.Fatalf("float32 Gemm wrong at %d,%d", i, j)
 			}
 		}

@@ -32,3 +32,9 @@ func packB16N(kc int, src *float32, ldb int, dst *float32)
 //
 //go:noescape
 func packA6T(kc int, src *float32, lda int, dst *float32, alpha float32)
+
+// prefetchRows prefetches rows runs of bytes bytes, stride bytes apart,
+// starting at addr (pack_amd64.s).
+//
+//go:noescape
+func prefetchRows(addr *float32, stride, rows, bytes int)

@@ -74,7 +74,6 @@ TEXT ·kernel6x16(SB), NOSPLIT, $0-56
 	JLT  tail
 
 loop4:
-	PREFETCHT0 384(AX)
 	KSTEP(0, 0)
 	KSTEP(24, 64)
 	KSTEP(48, 128)

@@ -260,3 +260,32 @@ tail1T:
 doneT:
 	VZEROUPPER
 	RET
+
+// func prefetchRows(addr *float32, stride, rows, bytes int)
+//
+// Prefetches rows runs of bytes bytes, stride bytes apart, from addr into
+// L1 (one PREFETCHT0 per cache line, plus the line holding the last byte).
+TEXT ·prefetchRows(SB), NOSPLIT, $0-32
+	MOVQ addr+0(FP), AX
+	MOVQ stride+8(FP), SI
+	MOVQ rows+16(FP), CX
+	MOVQ bytes+24(FP), DX
+	TESTQ CX, CX
+	JLE  donePF
+	DECQ DX
+
+rowPF:
+	XORQ BX, BX
+
+linePF:
+	PREFETCHT0 (AX)(BX*1)
+	ADDQ $64, BX
+	CMPQ BX, DX
+	JLT  linePF
+	PREFETCHT0 (AX)(DX*1)
+	ADDQ SI, AX
+	DECQ CX
+	JNE  rowPF
+
+donePF:
+	RET

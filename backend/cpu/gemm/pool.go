@@ -15,13 +15,19 @@ import (
 // concurrent use; concurrent calls share the workers.
 
 // parMinWork is the m*n*k below which a call runs on the calling goroutine
-// alone (waking a worker costs a few microseconds).
-var parMinWork = 1 << 18
+// alone: 128^3 takes about 40 us on one core, and waking a worker costs
+// several microseconds (more on a loaded machine).
+var parMinWork = 1 << 21
 
-// pieceCols is the largest piece, in rows or columns of C, that the split
-// aims for: big problems get more pieces than threads so a thread slowed by
-// the rest of the machine takes fewer of them.
-var pieceCols = 4096
+// The split aims for pieces of at least minPiece rows or columns of C
+// (every piece repacks the other operand, which costs about 7/width of
+// its time), up to 4 per thread, or more if they would exceed maxPiece:
+// with several pieces per thread, one slowed by the rest of the machine
+// takes fewer of them.
+var (
+	minPiece = 512
+	maxPiece = 4096
+)
 
 var (
 	threads    atomic.Int32 // 0 means runtime.GOMAXPROCS(0)
@@ -66,7 +72,7 @@ func worker() {
 
 // call is one split Sgemm call.
 type call struct {
-	p      *problem
+	p      problem
 	splitN bool
 	tiles  int // tiles along the split dimension
 	pieces int
@@ -89,7 +95,7 @@ func (c *call) work(buf *buffers) {
 
 // piece returns the sub-problem of piece i.
 func (c *call) piece(i int) problem {
-	q := *c.p
+	q := c.p
 	unit := mr
 	if c.splitN {
 		unit = nr
@@ -134,13 +140,9 @@ func parallel(p *problem) {
 		return
 	}
 	nt = min(nt, tiles)
-	pieces := nt
-	if dim > nt*pieceCols {
-		pieces = (dim + pieceCols - 1) / pieceCols
-		pieces = (pieces + nt - 1) / nt * nt
-		pieces = min(pieces, tiles)
-	}
-	c := &call{p: p, splitN: splitN, tiles: tiles, pieces: pieces}
+	pieces := min(dim/minPiece, max(4*nt, (dim+maxPiece-1)/maxPiece))
+	pieces = min(max(nt, (pieces+nt-1)/nt*nt), tiles)
+	c := &call{p: *p, splitN: splitN, tiles: tiles, pieces: pieces}
 	c.wg.Add(pieces)
 	ensureWorkers(nt - 1)
 	for range nt - 1 {
