@@ -67,6 +67,12 @@ var Presets = map[string]Preset{
 			TieWordEmbeddings: true, HiddenAct: "silu", BOSTokenID: intp(0), EOSTokenID: intp(0)},
 		Source: "shoggo's default pre-training model: Llama-style, 4 layers, hidden 256, 4 heads / 2 KV heads, tied 4096-token vocabulary (about 4.2M parameters)",
 	},
+	"shoggo-1m": {
+		Config: Config{ModelType: "llama", VocabSize: 4096, HiddenSize: 128, IntermediateSize: 352, NumHiddenLayers: 4,
+			NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 256, RMSNormEps: 1e-5, RopeTheta: 10000,
+			TieWordEmbeddings: true, HiddenAct: "silu", BOSTokenID: intp(0), EOSTokenID: intp(0)},
+		Source: "shoggo's small fine-tuning model: shoggo-4m narrowed to hidden 128 (about 1.3M parameters); learns the embedded arithmetic task in a minute or two",
+	},
 	"tiny-gpt2": {
 		Config: Config{ModelType: "gpt2", VocabSize: 101, HiddenSize: 32, IntermediateSize: 128, NumHiddenLayers: 2,
 			NumAttentionHeads: 4, NumKeyValueHeads: 4, MaxPositionEmbeddings: 64, LayerNormEpsilon: 1e-5,

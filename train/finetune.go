@@ -77,6 +77,7 @@ type FinetuneConfig struct {
 	Warmup      int     `yaml:"warmup"`
 	Schedule    string  `yaml:"schedule"`
 	WeightDecay float64 `yaml:"weight_decay"`
+	Beta2       float64 `yaml:"adam_beta2"` // 0: 0.999 (PyTorch's default)
 	Clip        float64 `yaml:"clip"`
 	EvalEvery   int     `yaml:"eval_every"`
 	// TimeLimit stops training (saving the result) after this long; 0: none.
@@ -128,6 +129,9 @@ func Finetune(ctx context.Context, cfg FinetuneConfig, m *model.Transformer, tr 
 	}
 	oc := optim.DefaultConfig()
 	oc.WeightDecay = cfg.WeightDecay
+	if cfg.Beta2 != 0 {
+		oc.Beta2 = cfg.Beta2
+	}
 	opt, err := optim.NewAdamW(tr.Params, oc)
 	if err != nil {
 		return res, err

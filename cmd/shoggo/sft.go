@@ -96,6 +96,7 @@ func runSFT(args []string) error {
 	fs.IntVar(&r.Warmup, "warmup", r.Warmup, "warmup steps")
 	fs.StringVar(&r.Schedule, "schedule", r.Schedule, "constant|cosine|linear")
 	fs.Float64Var(&r.WeightDecay, "weight-decay", r.WeightDecay, "AdamW weight decay")
+	fs.Float64Var(&r.Beta2, "adam-beta2", r.Beta2, "AdamW beta2 (default 0.999)")
 	fs.Float64Var(&r.Clip, "clip", r.Clip, "gradient clipping norm (default 1)")
 	fs.IntVar(&r.EvalEvery, "eval-every", r.EvalEvery, "steps between evaluations")
 	fs.BoolVar(&r.Pack, "pack", r.Pack, "pack several examples per row (block-diagonal attention)")
