@@ -65,3 +65,33 @@ func TestPretrainEndToEndAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The sft command runs end to end on the embedded task: full fine-tuning
+// of a fresh model, then LoRA (bf16 base) on the result, then a merge.
+func TestSFTEndToEnd(t *testing.T) {
+	full := t.TempDir()
+	small := []string{"--steps", "4", "--train-examples", "64", "--eval-examples", "4", "--eval-every", "2", "--threads", "1", "--batch", "8"}
+	if err := runSFT(append([]string{"--out", full}, small...)); err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(full, "final")
+	for _, f := range []string{"config.json", "model.safetensors", "tokenizer.json"} {
+		if _, err := os.Stat(filepath.Join(base, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ad := t.TempDir()
+	if err := runSFT(append([]string{"--out", ad, "--model", base, "--lora-r", "4", "--lora-targets", "all-linear", "--base-dtype", "bf16", "--gradient-checkpointing"}, small...)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(ad, "final", "adapter_model.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	merged := t.TempDir()
+	if err := runMerge([]string{"--base", base, "--adapter", filepath.Join(ad, "final"), "--out", merged}); err != nil {
+		t.Fatal(err)
+	}
+	if err := runGenerate([]string{"--model", merged, "--prompt", "What is 1+2?\n", "--max-new-tokens", "3", "--temperature", "0"}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -139,20 +139,9 @@ func runPretrain(args []string) error {
 		if len(r.Data) > 0 {
 			return fmt.Errorf("--data needs --tokenizer (the one the shards were made with)")
 		}
-		text, err := corpus.KJV()
-		if err != nil {
-			return err
-		}
 		t0 := time.Now()
-		fmt.Fprintf(log, "training a %d-token BPE tokenizer on the embedded corpus (%.1f MB)...\n", r.VocabSize, float64(len(text))/1e6)
-		tok, err = tokenizer.Train(func(yield func(string) bool) {
-			for _, line := range strings.SplitAfter(text, "\n") {
-				if !yield(line) {
-					return
-				}
-			}
-		}, r.VocabSize, []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>"})
-		if err != nil {
+		fmt.Fprintf(log, "training a %d-token BPE tokenizer on the embedded corpus...\n", r.VocabSize)
+		if tok, err = defaultTokenizer(r.VocabSize); err != nil {
 			return err
 		}
 		fmt.Fprintf(log, "  done in %s\n", time.Since(t0).Round(time.Millisecond))
@@ -312,4 +301,20 @@ func newLoader(s []*data.Shard, B, T int, seed int64, val float64) (*data.Loader
 		val = 0.02
 	}
 	return data.NewLoader(s, B, T, seed, val)
+}
+
+// defaultTokenizer trains the byte-level BPE tokenizer shoggo uses by
+// default on the embedded corpus, with <|endoftext|> and the ChatML specials.
+func defaultTokenizer(vocab int) (*tokenizer.Tokenizer, error) {
+	text, err := corpus.KJV()
+	if err != nil {
+		return nil, err
+	}
+	return tokenizer.Train(func(yield func(string) bool) {
+		for _, line := range strings.SplitAfter(text, "\n") {
+			if !yield(line) {
+				return
+			}
+		}
+	}, vocab, []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>"})
 }

@@ -75,6 +75,16 @@ func runSFT(args []string) error {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 	}
+	if r.Data == "" && !hasFlag(args, "data") {
+		// The embedded task: settings that learn it in a minute or two on
+		// 2 cores (measured; see README). Flags still override them.
+		r.Pack, r.Batch, r.MaxLen = true, 32, 48
+		r.LR, r.Beta2, r.WeightDecay, r.Warmup = 3e-3, 0.95, 0.1, 100
+		r.Steps, r.EvalEvery, r.TrainExamples = 800, 200, 20000
+		if r.Model == "" && r.Preset == "" && !hasFlag(args, "model") && !hasFlag(args, "preset") {
+			r.Preset = "shoggo-1m"
+		}
+	}
 	fs := flag.NewFlagSet("sft", flag.ContinueOnError)
 	fs.String("recipe", "", "YAML recipe file (keys are the flag names with underscores; flags override it)")
 	fs.StringVar(&r.Model, "model", r.Model, "base HF model directory (default: runs/pretrain/model if present)")
@@ -130,20 +140,25 @@ func runSFT(args []string) error {
 
 	// Base model and tokenizer.
 	if r.Model == "" && r.Preset == "" {
-		r.Model = "runs/pretrain/model"
-		if !fileExists(filepath.Join(r.Model, "config.json")) {
-			return fmt.Errorf("no base model: run `shoggo pretrain` first, or pass --model DIR or --preset NAME")
-		}
+		return fmt.Errorf("no base model: pass --model DIR (an HF model directory, e.g. runs/pretrain/model) or --preset NAME")
 	}
 	tokPath := r.Tokenizer
 	if tokPath == "" && r.Model != "" {
 		tokPath = filepath.Join(r.Model, "tokenizer.json")
 	}
-	if tokPath == "" {
-		return fmt.Errorf("--preset needs --tokenizer")
+	if tokPath == "" && fileExists("runs/pretrain/tokenizer.json") {
+		tokPath = "runs/pretrain/tokenizer.json"
 	}
-	tok, err := tokenizer.Load(tokPath)
-	if err != nil {
+	var tok *tokenizer.Tokenizer
+	var err error
+	if tokPath == "" {
+		// A fresh model and no tokenizer: train the default one on the
+		// embedded corpus, as pretrain does.
+		if tok, err = defaultTokenizer(4096); err != nil {
+			return err
+		}
+		fmt.Fprintln(log, "tokenizer: trained on the embedded corpus (4096 tokens)")
+	} else if tok, err = tokenizer.Load(tokPath); err != nil {
 		return err
 	}
 	if r.Template == "" {
@@ -252,7 +267,7 @@ func runSFT(args []string) error {
 			}
 			return tok.Save(filepath.Join(dir, "tokenizer.json"))
 		}
-		fmt.Fprintf(log, "full fine-tuning: trainable params: %d\n", m.NumParams())
+		fmt.Fprintf(log, "full fine-tuning of %s parameters\n", human(float64(m.NumParams())))
 	}
 	if r.GradCheckpointing {
 		if err := m.SetCheckpointing(true); err != nil {
@@ -360,3 +375,14 @@ func loadBase(r sftRecipe, tok *tokenizer.Tokenizer) (*model.Transformer, error)
 	return m, nil
 }
 
+
+// hasFlag reports whether args set the flag called name.
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
