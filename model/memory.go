@@ -22,7 +22,7 @@ func ActivationBytes(c *Config, batch, seq int) int64 {
 		mlp = 3 * I
 	}
 	perLayer := N * (4*C + Q + 2*KV + Q + mlp + 6)
-	return 4 * (int64(c.NumHiddenLayers)*perLayer + N*(2*C) + 64*int64(c.VocabSize))
+	return 4 * (int64(c.NumHiddenLayers)*perLayer + N*(2*C) + DefaultChunkRows*int64(c.VocabSize))
 }
 
 // EstimateMemory returns the memory needed for inference in fp32, bf16,

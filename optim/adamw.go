@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -102,7 +103,8 @@ type chunk struct{ p, lo, hi int }
 //
 // which is p -= lr * mhat/(sqrt(vhat)+eps) with mhat = m/(1-beta1^t) and
 // vhat = v/(1-beta2^t). No multiply-add is fused (explicit float32
-// conversions forbid it on every GOARCH). Torch's vectorized CPU lerp uses a
+// conversions forbid it on every GOARCH; the AVX2 version of the update,
+// vec.AdamW.Update, uses no FMA either and gives the same bits). Torch's vectorized CPU lerp uses a
 // fused multiply-add, so the two agree to float rounding (about one ulp per
 // step), not bit for bit.
 type AdamW struct {
@@ -221,20 +223,6 @@ func (o *AdamW) LoadState(get func(name string) *tensor.Tensor) error {
 	return nil
 }
 
-// kernel holds one step's scalars, each rounded to float32 once.
-type kernel struct {
-	decay      float32 // 1 - lr*wd
-	applyDecay bool
-	lerpW      float32 // 1 - beta1
-	lerpSmall  bool    // |lerpW| < 0.5 selects torch's first lerp formula
-	lerpWc     float32 // float32(1) - lerpW
-	beta2      float32
-	oneMinusB2 float32
-	bc2Sqrt    float32
-	eps        float32
-	negStep    float32 // -lr/(1 - beta1^t)
-}
-
 // Step increments the step count and applies one AdamW update with learning
 // rate lr to every parameter, using the gradients as they are.
 func (o *AdamW) Step(lr float64) {
@@ -244,23 +232,29 @@ func (o *AdamW) Step(lr float64) {
 	bc1 := 1 - math.Pow(c.Beta1, t)
 	bc2 := 1 - math.Pow(c.Beta2, t)
 	w := float32(1 - c.Beta1)
-	k := kernel{
-		decay:      float32(1 - lr*c.WeightDecay),
-		applyDecay: c.WeightDecay != 0,
-		lerpW:      w,
-		lerpSmall:  math.Abs(float64(w)) < 0.5,
-		lerpWc:     1 - w,
-		beta2:      float32(c.Beta2),
-		oneMinusB2: float32(1 - c.Beta2),
-		bc2Sqrt:    float32(math.Sqrt(bc2)),
-		eps:        float32(c.Eps),
-		negStep:    float32(-(lr / bc1)),
+	k := vec.AdamW{
+		Decay:      float32(1 - lr*c.WeightDecay),
+		LerpW:      w,
+		LerpSmall:  math.Abs(float64(w)) < 0.5,
+		LerpWc:     1 - w,
+		Beta2:      float32(c.Beta2),
+		OneMinusB2: float32(1 - c.Beta2),
+		Bc2Sqrt:    float32(math.Sqrt(bc2)),
+		Eps:        float32(c.Eps),
+		NegStep:    float32(-(lr / bc1)),
 	}
+	noDecay := k
+	noDecay.Decay = 1 // p*1 is exact: the same as skipping the multiply
+	applyDecay := c.WeightDecay != 0
 	ms, vs := o.m.Tensors(), o.v.Tensors()
 	run := func(i int) {
 		ch := o.chunks[i]
 		p := o.params[ch.p]
-		k.update(p.W.F32[ch.lo:ch.hi], p.G.F32[ch.lo:ch.hi], ms[ch.p].F32[ch.lo:ch.hi], vs[ch.p].F32[ch.lo:ch.hi], p.Decay)
+		kk := &noDecay
+		if p.Decay && applyDecay {
+			kk = &k
+		}
+		kk.Update(p.W.F32[ch.lo:ch.hi], p.G.F32[ch.lo:ch.hi], ms[ch.p].F32[ch.lo:ch.hi], vs[ch.p].F32[ch.lo:ch.hi])
 	}
 	workers := c.Workers
 	if workers == 0 {
@@ -270,28 +264,4 @@ func (o *AdamW) Step(lr float64) {
 		workers = 1
 	}
 	parallelFor(len(o.chunks), workers, run)
-}
-
-func (k *kernel) update(w, g, m, v []float32, decay bool) {
-	n := len(w)
-	g, m, v = g[:n], m[:n], v[:n]
-	decay = decay && k.applyDecay
-	for i := range n {
-		p := w[i]
-		if decay {
-			p = float32(p * k.decay)
-		}
-		gi := g[i]
-		mi := m[i]
-		if k.lerpSmall {
-			mi = mi + float32(k.lerpW*(gi-mi))
-		} else {
-			mi = gi - float32((gi-mi)*k.lerpWc)
-		}
-		vi := float32(v[i] * k.beta2)
-		vi = vi + float32(float32(k.oneMinusB2*gi)*gi)
-		d := float32(math.Sqrt(float64(vi)))/k.bc2Sqrt + k.eps
-		p = p + float32(k.negStep*mi)/d
-		w[i], m[i], v[i] = p, mi, vi
-	}
 }

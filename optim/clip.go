@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 
+	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -20,7 +21,8 @@ import (
 // means in nanoGPT.
 //
 // The sum of squares runs over fixed blocks whose partial sums are added in
-// order, so the result does not depend on the number of goroutines.
+// order, so the result does not depend on the number of goroutines (each
+// block's sum is vec.SumSquares, in float64 lanes).
 func ClipGradNorm(grads []*tensor.Tensor, maxNorm float64) (totalNorm float64) {
 	var chunks []chunk
 	total := 0
@@ -44,12 +46,7 @@ func ClipGradNorm(grads []*tensor.Tensor, maxNorm float64) (totalNorm float64) {
 	partial := make([]float64, len(chunks))
 	parallelFor(len(chunks), workers, func(i int) {
 		c := chunks[i]
-		s := 0.0
-		for _, x := range grads[c.p].F32[c.lo:c.hi] {
-			d := float64(x)
-			s += float64(d * d)
-		}
-		partial[i] = s
+		partial[i] = vec.SumSquares(grads[c.p].F32[c.lo:c.hi])
 	})
 	sum := 0.0
 	for _, s := range partial {
@@ -66,10 +63,7 @@ func ClipGradNorm(grads []*tensor.Tensor, maxNorm float64) (totalNorm float64) {
 	c32 := float32(coef)
 	parallelFor(len(chunks), workers, func(i int) {
 		c := chunks[i]
-		g := grads[c.p].F32[c.lo:c.hi]
-		for j := range g {
-			g[j] *= c32
-		}
+		vec.Scale(grads[c.p].F32[c.lo:c.hi], c32)
 	})
 	return norm
 }

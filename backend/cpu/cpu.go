@@ -1,4 +1,4 @@
-// Package cpu is shoggo's reference compute backend: pure Go kernels for
+// Package cpu is shoggo's CPU compute backend: Go (and Go assembly) kernels for
 // every op of backend.Backend, each written once as a generic function over
 // float32 and float64 slices. The CPU methods check shapes and dtypes, then
 // dispatch on the tensors' DType (F32 -> .F32 storage, F64 -> .F64 storage),
@@ -6,7 +6,13 @@
 // float32.
 //
 // Every matrix product goes through gemm.Gemm, so a faster GEMM drops in
-// without touching the kernels here.
+// without touching the kernels here. The float32 inner loops of the other
+// ops are internal/vec kernels (AVX2 assembly where the CPU has it), and
+// the ops run on internal/parallel's worker pool: in parallel over rows,
+// or, for reductions over rows (norm weight and bias gradients, the linear
+// bias gradient, embedding backward), over blocks of columns, each column
+// summing its rows in order. Every output element is computed the same way
+// whichever thread takes it, so results are identical for any thread count.
 //
 // A CPU value is safe for concurrent use: its only state is a cache of
 // scratch buffers, guarded by a mutex (a caller that finds the cache empty

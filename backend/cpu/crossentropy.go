@@ -6,6 +6,8 @@ import (
 
 	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/parallel"
+	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -81,6 +83,7 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, targets []int32, N, C, V, chun
 	hbuf := buf[chunk*V : chunk*V+chunk*C]
 	dhbuf := buf[chunk*V+chunk*C:]
 
+	lossBuf := make([]float64, chunk)
 	var loss float64
 	for a := 0; a < len(counted); a += chunk {
 		idx := counted[a:min(a+chunk, len(counted))]
@@ -99,38 +102,16 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, targets []int32, N, C, V, chun
 		lg := logits[:rows*V]
 		gemm.Gemm(false, true, rows, V, C, 1, hb, C, w, C, 0, lg, V)
 
-		for r, n := range idx {
-			row := lg[r*V : r*V+V]
-			t := targets[n]
-			mx := float64(row[0])
-			for _, v := range row {
-				if fv := float64(v); fv > mx {
-					mx = fv
-				}
+		// Softmax rows in parallel; each row's loss goes to its own slot
+		// and the slots are summed in order, as the serial loop did.
+		rowLoss := lossBuf[:rows]
+		parallel.For(rows, 1, func(r0, r1 int) {
+			for r := r0; r < r1; r++ {
+				rowLoss[r] = softmaxRow(lg[r*V:r*V+V], int(targets[idx[r]]), gradScale, grads)
 			}
-			target := float64(row[t])
-			var s float64
-			if grads {
-				for j, v := range row {
-					e := math.Exp(float64(v) - mx)
-					s += e
-					row[j] = T(e)
-				}
-			} else {
-				for _, v := range row {
-					s += math.Exp(float64(v) - mx)
-				}
-			}
-			loss += mx + math.Log(s) - target
-			if grads {
-				k := T(gradScale / s)
-				for j := range row {
-					row[j] *= k
-				}
-				// (p_t - 1) * gradScale from float64, not p_t*gradScale - gradScale
-				// in T, which cancels badly in float32 when p_t is near 1.
-				row[t] = T((math.Exp(target-mx)/s - 1) * gradScale)
-			}
+		})
+		for _, l := range rowLoss {
+			loss += l
 		}
 		if !grads {
 			continue
@@ -154,4 +135,50 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, targets []int32, N, C, V, chun
 		}
 	}
 	return loss, len(counted)
+}
+
+// softmaxRow returns the cross-entropy loss logsumexp(row) - row[t] of one
+// row of logits and, with grads, overwrites the row with
+// (softmax - onehot(t)) * gradScale. Sums are in float64. For float32 the
+// max, exp and scaling are vec kernels (a polynomial exp, AVX2 where
+// available); float64 uses math.Exp.
+func softmaxRow[T gemm.Float](row []T, t int, gradScale float64, grads bool) float64 {
+	target := float64(row[t])
+	var mx, s float64
+	if r32, ok := any(row).([]float32); ok {
+		m := vec.Max(r32)
+		mx = float64(m)
+		s = vec.ExpSubSum(r32, m) // also when only the loss is wanted: the row is scratch
+		if grads {
+			vec.Scale(r32, float32(gradScale/s))
+		}
+	} else {
+		mx = float64(row[0])
+		for _, v := range row {
+			if fv := float64(v); fv > mx {
+				mx = fv
+			}
+		}
+		if grads {
+			for j, v := range row {
+				e := math.Exp(float64(v) - mx)
+				s += e
+				row[j] = T(e)
+			}
+			k := T(gradScale / s)
+			for j := range row {
+				row[j] *= k
+			}
+		} else {
+			for _, v := range row {
+				s += math.Exp(float64(v) - mx)
+			}
+		}
+	}
+	if grads {
+		// (p_t - 1) * gradScale from float64, not p_t*gradScale - gradScale
+		// in T, which cancels badly in float32 when p_t is near 1.
+		row[t] = T((math.Exp(target-mx)/s - 1) * gradScale)
+	}
+	return mx + math.Log(s) - target
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/parallel"
+	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -54,9 +56,9 @@ func (c *CPU) Copy(dst, src *tensor.Tensor) {
 	if dst.DType == src.DType {
 		switch dst.DType {
 		case tensor.F32:
-			copy(dst.F32[:n], src.F32[:n])
+			parCopy(dst.F32[:n], src.F32[:n])
 		case tensor.F64:
-			copy(dst.F64[:n], src.F64[:n])
+			parCopy(dst.F64[:n], src.F64[:n])
 		case tensor.F16, tensor.BF16:
 			copy(dst.U16[:n], src.U16[:n])
 		default:
@@ -84,20 +86,54 @@ func (c *CPU) Copy(dst, src *tensor.Tensor) {
 	}
 }
 
+// Grains (elements per parallel unit) of the elementwise kernels: large
+// enough that a unit costs several microseconds (waking a worker costs
+// about one), multiples of 8 so SIMD blocks never straddle two units.
+const (
+	grainMem = 1 << 15 // memory-bound kernels (add, copy, scale)
+	grainExp = 1 << 12 // kernels with an exp per element
+)
+
 func add[T gemm.Float](y, a, b []T) {
-	for i := range y {
-		y[i] = a[i] + b[i]
+	if y32, ok := any(y).([]float32); ok {
+		a32, b32 := any(a).([]float32), any(b).([]float32)
+		parallel.For(len(y), grainMem, func(lo, hi int) { vec.Add(y32[lo:hi], a32[lo:hi], b32[lo:hi]) })
+		return
 	}
+	parallel.For(len(y), grainMem, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			y[i] = a[i] + b[i]
+		}
+	})
 }
 
 func addInto[T gemm.Float](dst, src []T) {
-	for i, v := range src {
-		dst[i] += v
+	if d32, ok := any(dst).([]float32); ok {
+		s32 := any(src).([]float32)
+		parallel.For(len(dst), grainMem, func(lo, hi int) { vec.AddInto(d32[lo:hi], s32[lo:hi]) })
+		return
 	}
+	parallel.For(len(dst), grainMem, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			dst[i] += src[i]
+		}
+	})
 }
 
 func scale[T gemm.Float](x []T, s T) {
-	for i := range x {
-		x[i] *= s
+	if x32, ok := any(x).([]float32); ok {
+		s32 := float32(s)
+		parallel.For(len(x), grainMem, func(lo, hi int) { vec.Scale(x32[lo:hi], s32) })
+		return
 	}
+	parallel.For(len(x), grainMem, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			x[i] *= s
+		}
+	})
+}
+
+// parCopy is copy(dst, src) split across threads.
+func parCopy[E any](dst, src []E) {
+	parallel.For(len(src), grainMem, func(lo, hi int) { copy(dst[lo:hi], src[lo:hi]) })
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/parallel"
+	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -61,26 +63,40 @@ func checkIDs(op string, w *tensor.Tensor, ids []int32, V int) error {
 	return nil
 }
 
+// embeddingForward is parallel over output rows.
 func embeddingForward[T gemm.Float](out, w []T, ids []int32, C int, accumulate bool) {
-	for n, id := range ids {
-		src := w[int(id)*C : int(id)*C+C]
-		dst := out[n*C : n*C+C]
-		if accumulate {
-			for j, v := range src {
-				dst[j] += v
+	parallel.For(len(ids), rowGrain(C), func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			id := int(ids[n])
+			src := w[id*C : id*C+C]
+			dst := out[n*C : n*C+C]
+			if accumulate {
+				addRow(dst, src)
+			} else {
+				copy(dst, src)
 			}
-		} else {
-			copy(dst, src)
 		}
-	}
+	})
 }
 
+// embeddingBackward is parallel over blocks of columns: repeated ids add
+// into the same row of dw, so each column block takes the positions in
+// order, giving the serial result for any thread count.
 func embeddingBackward[T gemm.Float](dw, dout []T, ids []int32, C int) {
-	for n, id := range ids {
-		src := dout[n*C : n*C+C]
-		dst := dw[int(id)*C : int(id)*C+C]
-		for j, v := range src {
-			dst[j] += v
+	forColBlocks(C, func(j0, j1 int) {
+		for n, id := range ids {
+			addRow(dw[int(id)*C+j0:int(id)*C+j1], dout[n*C+j0:n*C+j1])
 		}
+	})
+}
+
+// addRow sets dst += src (vec.AddInto for float32: the same bits).
+func addRow[T gemm.Float](dst, src []T) {
+	if d32, ok := any(dst).([]float32); ok {
+		vec.AddInto(d32, any(src).([]float32))
+		return
+	}
+	for j, v := range src {
+		dst[j] += v
 	}
 }

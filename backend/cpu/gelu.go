@@ -4,6 +4,8 @@ import (
 	"math"
 
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/parallel"
+	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -42,18 +44,35 @@ func (c *CPU) GELUBackward(dx, dy, x *tensor.Tensor) {
 	}
 }
 
+// The float32 kernels are vec.GELU and vec.GELUBackward (x / (1 + exp(-2u)),
+// a polynomial exp; AVX2 where available), split across threads; float64
+// keeps math.Tanh for the gradient checks.
 func geluForward[T gemm.Float](y, x []T) {
-	for i, v := range x {
-		xv := float64(v)
-		y[i] = T(0.5 * xv * (1 + math.Tanh(geluS*(xv+geluC*xv*xv*xv))))
+	if y32, ok := any(y).([]float32); ok {
+		x32 := any(x).([]float32)
+		parallel.For(len(y), grainExp, func(lo, hi int) { vec.GELU(y32[lo:hi], x32[lo:hi]) })
+		return
 	}
+	parallel.For(len(y), grainExp, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xv := float64(x[i])
+			y[i] = T(0.5 * xv * (1 + math.Tanh(geluS*(xv+geluC*xv*xv*xv))))
+		}
+	})
 }
 
 func geluBackward[T gemm.Float](dx, dy, x []T) {
-	for i, v := range x {
-		xv := float64(v)
-		t := math.Tanh(geluS * (xv + geluC*xv*xv*xv))
-		d := 0.5*(1+t) + 0.5*xv*(1-t*t)*geluS*(1+3*geluC*xv*xv)
-		dx[i] += T(float64(dy[i]) * d)
+	if dx32, ok := any(dx).([]float32); ok {
+		dy32, x32 := any(dy).([]float32), any(x).([]float32)
+		parallel.For(len(dx), grainExp, func(lo, hi int) { vec.GELUBackward(dx32[lo:hi], dy32[lo:hi], x32[lo:hi]) })
+		return
 	}
+	parallel.For(len(dx), grainExp, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xv := float64(x[i])
+			t := math.Tanh(geluS * (xv + geluC*xv*xv*xv))
+			d := 0.5*(1+t) + 0.5*xv*(1-t*t)*geluS*(1+3*geluC*xv*xv)
+			dx[i] += T(float64(dy[i]) * d)
+		}
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/parallel"
+	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -48,33 +50,62 @@ func (c *CPU) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor)
 	}
 }
 
+// rowGrain is the number of rows of C columns that make one parallel unit
+// of a row-wise kernel (about 8K elements).
+func rowGrain(C int) int { return max(1, 8192/max(C, 1)) }
+
+// colGrain is the column-block width for the column-partitioned
+// reductions (dw, db): a multiple of 8, so SIMD blocks stay whole.
+const colGrain = 64
+
+// forColBlocks calls fn(j0, j1) for blocks of at most colGrain columns of
+// [0, C), in parallel. Each column belongs to one block, so a reduction
+// over rows done per column (rows in order) does not depend on the thread
+// count.
+func forColBlocks(C int, fn func(j0, j1 int)) {
+	parallel.For(C, colGrain, func(lo, hi int) {
+		for j := lo; j < hi; j += colGrain {
+			fn(j, min(j+colGrain, hi))
+		}
+	})
+}
+
+// Rows are normalized in parallel; each row is computed the same way
+// whichever thread takes it.
 func layerNormForward[T gemm.Float](y, mean, rstd, x, w, b []T, N, C int, eps float64) {
 	if C == 0 {
 		return
 	}
-	for n := 0; n < N; n++ {
-		xr := x[n*C : n*C+C]
-		yr := y[n*C : n*C+C]
-		var s float64
-		for _, v := range xr {
-			s += float64(v)
+	parallel.For(N, rowGrain(C), func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			layerNormRow(y[n*C:n*C+C], &mean[n], &rstd[n], x[n*C:n*C+C], w[:C], b, eps)
 		}
-		m := s / float64(C)
-		var ss float64
-		for _, v := range xr {
-			d := float64(v) - m
-			ss += d * d
+	})
+}
+
+func layerNormRow[T gemm.Float](yr []T, mean, rstd *T, xr, w, b []T, eps float64) {
+	C := len(xr)
+	yr = yr[:C]
+	var s float64
+	for _, v := range xr {
+		s += float64(v)
+	}
+	m := s / float64(C)
+	var ss float64
+	for _, v := range xr {
+		d := float64(v) - m
+		ss += d * d
+	}
+	r := 1 / math.Sqrt(ss/float64(C)+eps)
+	*mean, *rstd = T(m), T(r)
+	if b != nil {
+		b = b[:C]
+		for j, v := range xr {
+			yr[j] = T((float64(v)-m)*r*float64(w[j]) + float64(b[j]))
 		}
-		r := 1 / math.Sqrt(ss/float64(C)+eps)
-		mean[n], rstd[n] = T(m), T(r)
-		if b != nil {
-			for j, v := range xr {
-				yr[j] = T((float64(v)-m)*r*float64(w[j]) + float64(b[j]))
-			}
-		} else {
-			for j, v := range xr {
-				yr[j] = T((float64(v) - m) * r * float64(w[j]))
-			}
+	} else {
+		for j, v := range xr {
+			yr[j] = T((float64(v) - m) * r * float64(w[j]))
 		}
 	}
 }
@@ -82,52 +113,77 @@ func layerNormForward[T gemm.Float](y, mean, rstd, x, w, b []T, N, C int, eps fl
 // layerNormBackward: with xhat = (x - mean) * rstd and g = dy * w,
 // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), dw = sum_n dy * xhat,
 // db = sum_n dy.
+//
+// dx is computed in parallel over rows; dw and db in a second pass,
+// parallel over blocks of columns, each column summing its rows in order
+// (float64), so no result depends on the thread count.
 func layerNormBackward[T gemm.Float](dx, dw, db, dy, x, w, mean, rstd []T, N, C int) {
 	if C == 0 || (dx == nil && dw == nil && db == nil) {
 		return
 	}
-	var dwAcc, dbAcc []float64
-	if dw != nil {
-		dwAcc = make([]float64, C)
-	}
-	if db != nil {
-		dbAcc = make([]float64, C)
-	}
-	for n := 0; n < N; n++ {
-		xr := x[n*C : n*C+C]
-		dyr := dy[n*C : n*C+C]
-		m, r := float64(mean[n]), float64(rstd[n])
-		if dx != nil {
-			var sg, sgx float64
-			for j, v := range xr {
-				g := float64(dyr[j]) * float64(w[j])
-				sg += g
-				sgx += g * (float64(v) - m) * r
+	if dx != nil {
+		parallel.For(N, rowGrain(C), func(lo, hi int) {
+			for n := lo; n < hi; n++ {
+				xr := x[n*C : n*C+C]
+				dyr := dy[n*C : n*C+C]
+				dxr := dx[n*C : n*C+C]
+				m, r := float64(mean[n]), float64(rstd[n])
+				var sg, sgx float64
+				for j, v := range xr {
+					g := float64(dyr[j]) * float64(w[j])
+					sg += g
+					sgx += g * (float64(v) - m) * r
+				}
+				sg /= float64(C)
+				sgx /= float64(C)
+				for j, v := range xr {
+					xhat := (float64(v) - m) * r
+					g := float64(dyr[j]) * float64(w[j])
+					dxr[j] += T(r * (g - sg - xhat*sgx))
+				}
 			}
-			sg /= float64(C)
-			sgx /= float64(C)
-			dxr := dx[n*C : n*C+C]
-			for j, v := range xr {
-				xhat := (float64(v) - m) * r
-				g := float64(dyr[j]) * float64(w[j])
-				dxr[j] += T(r * (g - sg - xhat*sgx))
+		})
+	}
+	if dw == nil && db == nil {
+		return
+	}
+	forColBlocks(C, func(j0, j1 int) {
+		var dwBuf, dbBuf [colGrain]float64
+		dwAcc, dbAcc := dwBuf[:j1-j0], dbBuf[:j1-j0]
+		for n := 0; n < N; n++ {
+			xr := x[n*C+j0 : n*C+j1]
+			dyr := dy[n*C+j0 : n*C+j1]
+			if dw != nil {
+				m, r := float64(mean[n]), float64(rstd[n])
+				for j, v := range xr {
+					dwAcc[j] += float64(dyr[j]) * (float64(v) - m) * r
+				}
+			}
+			if db != nil {
+				accumRow(dbAcc, dyr)
 			}
 		}
-		if dwAcc != nil {
-			for j, v := range xr {
-				dwAcc[j] += float64(dyr[j]) * (float64(v) - m) * r
+		if dw != nil {
+			for j, v := range dwAcc {
+				dw[j0+j] += T(v)
 			}
 		}
-		if dbAcc != nil {
-			for j, v := range dyr {
-				dbAcc[j] += float64(v)
+		if db != nil {
+			for j, v := range dbAcc {
+				db[j0+j] += T(v)
 			}
 		}
+	})
+}
+
+// accumRow adds row to acc elementwise in float64 (the same bits as the
+// plain loop; vec.AccumF64 for float32).
+func accumRow[T gemm.Float](acc []float64, row []T) {
+	if r32, ok := any(row).([]float32); ok {
+		vec.AccumF64(acc, r32)
+		return
 	}
-	for j, v := range dwAcc {
-		dw[j] += T(v)
-	}
-	for j, v := range dbAcc {
-		db[j] += T(v)
+	for j, v := range row {
+		acc[j] += float64(v)
 	}
 }

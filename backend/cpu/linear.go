@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/parallel"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -53,9 +54,11 @@ func linearOut(op string, w *tensor.Tensor, in int) int {
 func linearForward[T gemm.Float](y, x, w, b []T, N, in, out int) {
 	var beta T
 	if b != nil {
-		for n := 0; n < N; n++ {
-			copy(y[n*out:n*out+out], b)
-		}
+		parallel.For(N, rowGrain(out), func(lo, hi int) {
+			for n := lo; n < hi; n++ {
+				copy(y[n*out:n*out+out], b)
+			}
+		})
 		beta = 1
 	}
 	gemm.Gemm(false, true, N, out, in, 1, x, in, w, in, beta, y, out)
@@ -69,14 +72,17 @@ func linearBackward[T gemm.Float](dx, dw, db, dy, x, w []T, N, in, out int) {
 		gemm.Gemm(true, false, out, in, N, 1, dy, out, x, in, 1, dw, in)
 	}
 	if db != nil {
-		acc := make([]float64, out)
-		for n := 0; n < N; n++ {
-			for j, v := range dy[n*out : n*out+out] {
-				acc[j] += float64(v)
+		// Parallel over blocks of columns; each column sums its rows in
+		// order (float64), whatever the thread count.
+		forColBlocks(out, func(j0, j1 int) {
+			var buf [colGrain]float64
+			acc := buf[:j1-j0]
+			for n := 0; n < N; n++ {
+				accumRow(acc, dy[n*out+j0:n*out+j1])
 			}
-		}
-		for j, v := range acc {
-			db[j] += T(v)
-		}
+			for j, v := range acc {
+				db[j0+j] += T(v)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/parallel"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -46,54 +47,66 @@ func rmsNormForward[T gemm.Float](y, rstd, x, w []T, N, C int, eps float64) {
 	if C == 0 {
 		return
 	}
-	for n := 0; n < N; n++ {
-		xr := x[n*C : n*C+C]
-		yr := y[n*C : n*C+C]
-		var ss float64
-		for _, v := range xr {
-			ss += float64(v) * float64(v)
+	parallel.For(N, rowGrain(C), func(lo, hi int) {
+		for n := lo; n < hi; n++ {
+			xr := x[n*C : n*C+C]
+			yr := y[n*C : n*C+C]
+			var ss float64
+			for _, v := range xr {
+				ss += float64(v) * float64(v)
+			}
+			r := 1 / math.Sqrt(ss/float64(C)+eps)
+			rstd[n] = T(r)
+			for j, v := range xr {
+				yr[j] = T(float64(v) * r * float64(w[j]))
+			}
 		}
-		r := 1 / math.Sqrt(ss/float64(C)+eps)
-		rstd[n] = T(r)
-		for j, v := range xr {
-			yr[j] = T(float64(v) * r * float64(w[j]))
-		}
-	}
+	})
 }
 
 // rmsNormBackward: with xhat = x * rstd and g = dy * w,
 // dx = rstd * (g - xhat * mean(g * xhat)), dw = sum_n dy * xhat.
+// dx is parallel over rows, dw over blocks of columns (see
+// layerNormBackward).
 func rmsNormBackward[T gemm.Float](dx, dw, dy, x, w, rstd []T, N, C int) {
 	if C == 0 || (dx == nil && dw == nil) {
 		return
 	}
-	var dwAcc []float64
-	if dw != nil {
-		dwAcc = make([]float64, C)
-	}
-	for n := 0; n < N; n++ {
-		xr := x[n*C : n*C+C]
-		dyr := dy[n*C : n*C+C]
-		r := float64(rstd[n])
-		if dx != nil {
-			var sgx float64
-			for j, v := range xr {
-				sgx += float64(dyr[j]) * float64(w[j]) * float64(v) * r
+	if dx != nil {
+		parallel.For(N, rowGrain(C), func(lo, hi int) {
+			for n := lo; n < hi; n++ {
+				xr := x[n*C : n*C+C]
+				dyr := dy[n*C : n*C+C]
+				r := float64(rstd[n])
+				var sgx float64
+				for j, v := range xr {
+					sgx += float64(dyr[j]) * float64(w[j]) * float64(v) * r
+				}
+				sgx /= float64(C)
+				dxr := dx[n*C : n*C+C]
+				for j, v := range xr {
+					xhat := float64(v) * r
+					dxr[j] += T(r * (float64(dyr[j])*float64(w[j]) - xhat*sgx))
+				}
 			}
-			sgx /= float64(C)
-			dxr := dx[n*C : n*C+C]
+		})
+	}
+	if dw == nil {
+		return
+	}
+	forColBlocks(C, func(j0, j1 int) {
+		var buf [colGrain]float64
+		acc := buf[:j1-j0]
+		for n := 0; n < N; n++ {
+			xr := x[n*C+j0 : n*C+j1]
+			dyr := dy[n*C+j0 : n*C+j1]
+			r := float64(rstd[n])
 			for j, v := range xr {
-				xhat := float64(v) * r
-				dxr[j] += T(r * (float64(dyr[j])*float64(w[j]) - xhat*sgx))
+				acc[j] += float64(dyr[j]) * float64(v) * r
 			}
 		}
-		if dwAcc != nil {
-			for j, v := range xr {
-				dwAcc[j] += float64(dyr[j]) * float64(v) * r
-			}
+		for j, v := range acc {
+			dw[j0+j] += T(v)
 		}
-	}
-	for j, v := range dwAcc {
-		dw[j] += T(v)
-	}
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/parallel"
+	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -44,24 +46,50 @@ func (c *CPU) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
+// The float32 kernels are vec.SwiGLU and vec.SwiGLUBackward, split across
+// threads; float64 keeps math.Exp.
 func swigluForward[T gemm.Float](y, gate, up []T) {
-	for i, g := range gate {
-		gv := float64(g)
-		y[i] = T(gv * sigmoid(gv) * float64(up[i]))
+	if y32, ok := any(y).([]float32); ok {
+		g32, u32 := any(gate).([]float32), any(up).([]float32)
+		parallel.For(len(y), grainExp, func(lo, hi int) { vec.SwiGLU(y32[lo:hi], g32[lo:hi], u32[lo:hi]) })
+		return
 	}
+	parallel.For(len(y), grainExp, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gv := float64(gate[i])
+			y[i] = T(gv * sigmoid(gv) * float64(up[i]))
+		}
+	})
 }
 
 // swigluBackward: silu'(g) = s (1 + g (1 - s)) with s = sigmoid(g).
 func swigluBackward[T gemm.Float](dgate, dup, dy, gate, up []T) {
-	for i, g := range gate {
-		gv := float64(g)
-		s := sigmoid(gv)
-		d := float64(dy[i])
-		if dgate != nil {
-			dgate[i] += T(d * float64(up[i]) * s * (1 + gv*(1-s)))
-		}
-		if dup != nil {
-			dup[i] += T(d * gv * s)
-		}
+	if dy32, ok := any(dy).([]float32); ok {
+		dg32, du32 := any(dgate).([]float32), any(dup).([]float32)
+		g32, u32 := any(gate).([]float32), any(up).([]float32)
+		parallel.For(len(dy32), grainExp, func(lo, hi int) {
+			var dg, du []float32
+			if dg32 != nil {
+				dg = dg32[lo:hi]
+			}
+			if du32 != nil {
+				du = du32[lo:hi]
+			}
+			vec.SwiGLUBackward(dg, du, dy32[lo:hi], g32[lo:hi], u32[lo:hi])
+		})
+		return
 	}
+	parallel.For(len(dy), grainExp, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gv := float64(gate[i])
+			s := sigmoid(gv)
+			d := float64(dy[i])
+			if dgate != nil {
+				dgate[i] += T(d * float64(up[i]) * s * (1 + gv*(1-s)))
+			}
+			if dup != nil {
+				dup[i] += T(d * gv * s)
+			}
+		}
+	})
 }
