@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -44,6 +45,25 @@ func recipeArg(args []string) string {
 	return ""
 }
 
+// loadRecipe decodes the --recipe YAML file named in args, if any, into dst
+// (unknown keys are errors), before flags are parsed so flags override it.
+func loadRecipe(args []string, dst any) error {
+	p := recipeArg(args)
+	if p == "" {
+		return nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(dst); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	return nil
+}
+
 // pretrainRecipe is the YAML form: the run config plus model and data.
 type pretrainRecipe struct {
 	train.PretrainConfig `yaml:",inline"`
@@ -58,23 +78,15 @@ type pretrainRecipe struct {
 
 func runPretrain(args []string) error {
 	r := pretrainRecipe{Preset: "shoggo-4m", VocabSize: 4096}
-	r.Steps = 600
+	r.Steps = 500
 	r.Batch, r.Seq = 16, 128
 	r.LR, r.Warmup = 2e-3, 30
 	r.EvalEvery, r.SampleEvery, r.SaveEvery = 50, 200, 200
 	r.WeightDecay = 0.1
 	r.Seed = 1337
 	r.Out = "runs/pretrain"
-	if p := recipeArg(args); p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&r); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
+	if err := loadRecipe(args, &r); err != nil {
+		return err
 	}
 	fs := flag.NewFlagSet("pretrain", flag.ContinueOnError)
 	fs.String("recipe", "", "YAML recipe file whose fields are the flags' names with underscores (flags override it)")

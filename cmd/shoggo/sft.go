@@ -11,8 +11,6 @@ import (
 	"runtime"
 	"strings"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/shoggo/shoggo/backend/cpu"
 	"github.com/shoggo/shoggo/data"
 	"github.com/shoggo/shoggo/lora"
@@ -31,12 +29,12 @@ func init() {
 // sftRecipe holds every sft setting; YAML recipe files use these names.
 type sftRecipe struct {
 	train.FinetuneConfig `yaml:",inline"`
-	Model                string  `yaml:"model"`       // HF model directory
-	Preset               string  `yaml:"preset"`      // or a preset with random weights
-	Tokenizer            string  `yaml:"tokenizer"`   // default: the model directory's
-	Data                 string  `yaml:"data"`        // JSONL; empty: the embedded task
-	EvalData             string  `yaml:"eval_data"`   // JSONL; default: held-out split
-	Task                 string  `yaml:"task"`        // embedded task names, comma-separated
+	Model                string  `yaml:"model"`     // HF model directory
+	Preset               string  `yaml:"preset"`    // or a preset with random weights
+	Tokenizer            string  `yaml:"tokenizer"` // default: the model directory's
+	Data                 string  `yaml:"data"`      // JSONL; empty: the embedded task
+	EvalData             string  `yaml:"eval_data"` // JSONL; default: held-out split
+	Task                 string  `yaml:"task"`      // embedded task names, comma-separated
 	TrainExamples        int     `yaml:"train_examples"`
 	EvalExamples         int     `yaml:"eval_examples"`
 	Template             string  `yaml:"template"` // chatml | alpaca
@@ -64,16 +62,8 @@ func runSFT(args []string) error {
 	r := sftRecipe{Task: "add2", TrainExamples: 6000, EvalExamples: 200, MaxLen: 512, Batch: 16, Seed: 1,
 		LoraAlpha: 16, LoraTargets: "q_proj,v_proj", BaseDType: "fp32", MaxNewTokens: 16}
 	r.Out, r.Epochs, r.LR, r.Warmup, r.Accum = "runs/sft", 1, 1e-3, 20, 1
-	if p := recipeArg(args); p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&r); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
+	if err := loadRecipe(args, &r); err != nil {
+		return err
 	}
 	if r.Data == "" && !hasFlag(args, "data") {
 		// The embedded task: settings that learn it in a minute or two on
@@ -374,7 +364,6 @@ func loadBase(r sftRecipe, tok *tokenizer.Tokenizer) (*model.Transformer, error)
 	}
 	return m, nil
 }
-
 
 // hasFlag reports whether args set the flag called name.
 func hasFlag(args []string, name string) bool {
