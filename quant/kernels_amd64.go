@@ -1,10 +1,5 @@
 package quant
 
-import "os"
-
-func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-func xgetbv() (eax, edx uint32)
-
 // dot4Blocks returns sum over nblk blocks b of scales[b] * sum_i
 // table[code_i] * x[i] over the block's 2*blkBytes elements, where codes
 // 2k and 2k+1 are the high and low nibbles of byte k (kernels_amd64.s).
@@ -17,31 +12,6 @@ func dot4Blocks(table *[16]float32, codes *byte, x *float32, scales *float32, nb
 //
 //go:noescape
 func dotI8(q *int8, x *float32, n int) float32
-
-// useAsm selects the AVX2/FMA kernels: the CPU must have AVX, AVX2 and FMA
-// with YMM state enabled, and SHOGGO_NOASM must not be 1.
-var useAsm = detectAVX2FMA() && os.Getenv("SHOGGO_NOASM") != "1"
-
-func detectAVX2FMA() bool {
-	maxID, _, _, _ := cpuid(0, 0)
-	if maxID < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const (
-		fma     = 1 << 12
-		osxsave = 1 << 27
-		avx     = 1 << 28
-	)
-	if ecx1&fma == 0 || ecx1&osxsave == 0 || ecx1&avx == 0 {
-		return false
-	}
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 {
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	return ebx7&(1<<5) != 0
-}
 
 // dotU4Blocks is dot4Blocks with table[v] = v (int4 codes).
 //

@@ -2,8 +2,6 @@
 
 package quant
 
-var useAsm = false
-
 func dot4Blocks(table *[16]float32, codes *byte, x *float32, scales *float32, nblk, blkBytes int) float32 {
 	panic("quant: no assembly kernels on this architecture")
 }

@@ -169,6 +169,18 @@ func (p *jsonParser) token() (json.Token, *Error) {
 	return tok, nil
 }
 
+// skip consumes the next JSON value, whatever it is.
+func (p *jsonParser) skip() *Error {
+	tok, err := p.token()
+	if err != nil {
+		return err
+	}
+	if err := skipValue(p.dec, tok); err != nil {
+		return p.syntaxErr(err)
+	}
+	return nil
+}
+
 // object calls field for each key of the object whose '{' is the next token,
 // after checking the key is not repeated. what names the object in errors.
 // field must consume the value. mkErr builds errors about the object.
@@ -403,13 +415,7 @@ func parseEntry(p *jsonParser, name string, bufLen int64) (TensorInfo, *Error) {
 			offsets, err = p.uints("data_offsets", mkErr)
 			return err
 		default: // unknown fields are ignored, as by the reference implementation
-			tok, err := p.token()
-			if err != nil {
-				return err
-			}
-			if err := skipValue(p.dec, tok); err != nil {
-				return p.syntaxErr(err)
-			}
+			return p.skip()
 		}
 		return nil
 	})

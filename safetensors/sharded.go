@@ -79,14 +79,7 @@ func parseIndex(path string, data []byte) (*shardIndex, error) {
 			idx.weightMap = m
 			return nil
 		default:
-			tok, err := p.token()
-			if err != nil {
-				return err
-			}
-			if err := skipValue(p.dec, tok); err != nil {
-				return p.syntaxErr(err)
-			}
-			return nil
+			return p.skip()
 		}
 	})
 	if err != nil {

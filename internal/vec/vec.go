@@ -16,12 +16,16 @@ package vec
 
 import (
 	"math"
-	"os"
+
+	"github.com/shoggo/shoggo/internal/cpu"
 )
+
+// hasAVX2FMA reports whether the assembly kernels can run here.
+var hasAVX2FMA = cpu.HasAVX2FMA()
 
 // UseAsm selects the assembly kernels. It is false where the CPU lacks
 // AVX2 or FMA, on other architectures, and when SHOGGO_NOASM=1.
-var UseAsm = hasAVX2FMA && os.Getenv("SHOGGO_NOASM") != "1"
+var UseAsm = hasAVX2FMA && !cpu.NoAsm
 
 // blocks returns the length of the prefix of an n-element slice that the
 // assembly handles (a multiple of 8), or 0 without assembly.
@@ -101,6 +105,24 @@ func ExpSubSum(x []float32, m float32) float64 {
 		e := Expf(x[i] - m)
 		x[i] = e
 		s += float64(e)
+	}
+	return s
+}
+
+// ExpSubSum32 is ExpSubSum with the sum accumulated in float32: the
+// assembly keeps one partial sum in each of 8 lanes and adds the lanes
+// pairwise at the end, the Go code adds the rest in order. The attention
+// softmax (backend/cpu/attn) uses it on score rows of one tile.
+func ExpSubSum32(x []float32, m float32) float32 {
+	var s float32
+	n8 := blocks(len(x))
+	if n8 > 0 {
+		s = expSubSum32AVX2(&x[0], n8, m)
+	}
+	for i := n8; i < len(x); i++ {
+		e := Expf(x[i] - m)
+		x[i] = e
+		s += e
 	}
 	return s
 }

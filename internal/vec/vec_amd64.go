@@ -9,6 +9,9 @@ func maxAVX2(x *float32, n int) float32
 func expSubSumAVX2(x *float32, n int, m float32) float64
 
 //go:noescape
+func expSubSum32AVX2(x *float32, n int, m float32) float32
+
+//go:noescape
 func scaleAVX2(x *float32, n int, k float32)
 
 //go:noescape
@@ -34,31 +37,3 @@ func swigluBwdAVX2(dg, du, dy, gate, up *float32, n int)
 
 //go:noescape
 func adamwAVX2(w, grad, m, v *float32, n int, k *AdamW, small int)
-
-func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-func xgetbv() (eax, edx uint32)
-
-var hasAVX2FMA = detectAVX2FMA()
-
-// detectAVX2FMA reports AVX, AVX2 and FMA, with YMM state saved by the OS.
-func detectAVX2FMA() bool {
-	maxID, _, _, _ := cpuid(0, 0)
-	if maxID < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const (
-		fma     = 1 << 12
-		osxsave = 1 << 27
-		avx     = 1 << 28
-	)
-	if ecx1&fma == 0 || ecx1&osxsave == 0 || ecx1&avx == 0 {
-		return false
-	}
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 {
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	const avx2 = 1 << 5
-	return ebx7&avx2 != 0
-}

@@ -1,7 +1,7 @@
 #include "textflag.h"
 
 // Constants, each repeated in 8 lanes. Exp: Cody-Waite reduction and
-// Cephes' polynomial, as Expf in vec.go (and backend/cpu/attn).
+// Cephes' polynomial, as Expf in vec.go.
 DATA vexplo<>+0(SB)/4, $0xc2aeac4f
 DATA vexplo<>+4(SB)/4, $0xc2aeac4f
 DATA vexplo<>+8(SB)/4, $0xc2aeac4f
@@ -252,6 +252,36 @@ esdone:
 	VHADDPD      X14, X14, X14
 	VZEROUPPER
 	MOVSD        X14, ret+24(FP)
+	RET
+
+// func expSubSum32AVX2(x *float32, n int, m float32) float32
+//
+// expSubSumAVX2 with the sum kept in 8 float32 lanes, added up at the end
+// as (l0+l4 + l1+l5) + (l2+l6 + l3+l7).
+TEXT ·expSubSum32AVX2(SB), NOSPLIT, $0-28
+	MOVQ         x+0(FP), SI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y0
+	EXPSETUP
+	VXORPS       Y15, Y15, Y15
+es32loop:
+	CMPQ    CX, $8
+	JLT     es32done
+	VMOVUPS (SI), Y1
+	VSUBPS  Y0, Y1, Y1
+	EXP
+	VMOVUPS Y6, (SI)
+	VADDPS  Y6, Y15, Y15
+	ADDQ    $32, SI
+	SUBQ    $8, CX
+	JMP     es32loop
+es32done:
+	VEXTRACTF128 $1, Y15, X1
+	VADDPS       X1, X15, X15
+	VHADDPS      X15, X15, X15
+	VHADDPS      X15, X15, X15
+	VZEROUPPER
+	MOVSS        X15, ret+24(FP)
 	RET
 
 // func scaleAVX2(x *float32, n int, k float32)
@@ -574,23 +604,4 @@ awv:
 	JMP     awloop
 awdone:
 	VZEROUPPER
-	RET
-
-// func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-TEXT ·cpuid(SB), NOSPLIT, $0-24
-	MOVL eaxArg+0(FP), AX
-	MOVL ecxArg+4(FP), CX
-	CPUID
-	MOVL AX, eax+8(FP)
-	MOVL BX, ebx+12(FP)
-	MOVL CX, ecx+16(FP)
-	MOVL DX, edx+20(FP)
-	RET
-
-// func xgetbv() (eax, edx uint32)
-TEXT ·xgetbv(SB), NOSPLIT, $0-8
-	MOVL $0, CX
-	XGETBV
-	MOVL AX, eax+0(FP)
-	MOVL DX, edx+4(FP)
 	RET

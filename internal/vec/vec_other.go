@@ -2,10 +2,9 @@
 
 package vec
 
-const hasAVX2FMA = false
-
 func maxAVX2(x *float32, n int) float32                            { panic("vec: no assembly") }
 func expSubSumAVX2(x *float32, n int, m float32) float64           { panic("vec: no assembly") }
+func expSubSum32AVX2(x *float32, n int, m float32) float32         { panic("vec: no assembly") }
 func scaleAVX2(x *float32, n int, k float32)                       { panic("vec: no assembly") }
 func addAVX2(y, a, b *float32, n int)                              { panic("vec: no assembly") }
 func accumF64AVX2(acc *float64, x *float32, n int)                 { panic("vec: no assembly") }

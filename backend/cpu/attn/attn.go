@@ -11,9 +11,9 @@
 // plus O(B*NH*T) in the backward for D = rowsum(dout .* out).
 //
 // Tile products go through gemm.Gemm (plain loops when tiny, e.g. HS <= 8);
-// the float32 exp of the softmax is an AVX2/FMA assembly loop where the CPU
-// has it (SHOGGO_NOASM=1 forces the portable Go version), since a scalar
-// exp would cost more than the matmuls.
+// the float32 exp of the softmax is internal/vec's, an AVX2/FMA assembly
+// loop where the CPU has it (SHOGGO_NOASM=1 forces the portable Go
+// version), since a scalar exp would cost more than the matmuls.
 //
 // Work is spread over runtime.GOMAXPROCS goroutines. Every output element
 // is written by exactly one goroutine in a fixed order, so results do not
@@ -132,17 +132,24 @@ func Forward[T gemm.Float](out, lse, q, k, v []T, p backend.AttnParams) {
 	forward(out, lse, q, k, v, p, defaultTile, runtime.GOMAXPROCS(0))
 }
 
-type fwdScratch[T gemm.Float] struct {
-	s, o, m, l []T
-}
-
-func forward[T gemm.Float](out, lse, q, k, v []T, p backend.AttnParams, tile, procs int) {
+// forwardShape returns p's shape after checking the lengths of the slices
+// of a forward pass (Forward, ReferenceForward).
+func forwardShape[T gemm.Float](out, lse, q, k, v []T, p backend.AttnParams) shape {
 	s := newShape(p)
 	checkLen("q", len(q), s.B*s.T*s.qs)
 	checkLen("out", len(out), s.B*s.T*s.qs)
 	checkLen("k", len(k), s.B*s.T*s.ks)
 	checkLen("v", len(v), s.B*s.T*s.ks)
 	checkLen("lse", len(lse), s.B*s.NH*s.T)
+	return s
+}
+
+type fwdScratch[T gemm.Float] struct {
+	s, o, m, l []T
+}
+
+func forward[T gemm.Float](out, lse, q, k, v []T, p backend.AttnParams, tile, procs int) {
+	s := forwardShape(out, lse, q, k, v, p)
 	nt := (s.T + tile - 1) / tile
 	nbh := s.B * s.NH
 	newScratch := func() *fwdScratch[T] {

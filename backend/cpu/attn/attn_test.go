@@ -10,6 +10,7 @@ import (
 	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
 	"github.com/shoggo/shoggo/internal/gradcheck"
+	"github.com/shoggo/shoggo/internal/vec"
 )
 
 // maskKinds: which of KeyMask / Segments a case uses.
@@ -349,61 +350,12 @@ func TestGradCheck(t *testing.T) {
 	}
 }
 
-// TestExpSub32: expSub32 (the AVX2 kernel where the CPU has it, and the
-// scalar expf for the tail and elsewhere) is within 3e-7 relative error
-// (about 2.5 float32 ulp; observed 8e-8 for both) of exp over the range it serves, flushes results
-// below the normal range to 0, maps -Inf to 0 and 0 to exactly 1, and
-// returns the sum of what it wrote.
-func TestExpSub32(t *testing.T) {
-	have := useAsm
-	defer func() { useAsm = have }()
-	for _, asm := range []bool{false, true} {
-		if asm && !have {
-			t.Log("no AVX2/FMA here (or SHOGGO_NOASM=1): assembly path not tested")
-			continue
-		}
-		useAsm = asm
-		const n = 400003 // not a multiple of 8: the scalar tail runs too
-		row := make([]float32, n)
-		for i := range row {
-			row[i] = float32(-90+110*float64(i)/(n-1)) + 0.5 // exp over [-90, 20]; expSub32 subtracts 0.5
-		}
-		special := []float32{float32(math.Inf(-1)), -100, -87.4, 0.5}
-		copy(row[1000:], special) // inside the vector part
-		copy(row[n-4:], special)  // in the scalar tail
-		src := slices.Clone(row)
-		sum := expSub32(row, 0.5)
-		worst, want := 0.0, 0.0
-		for i, x := range src {
-			e := math.Exp(float64(x) - 0.5)
-			want += float64(row[i])
-			if e < 1.1754944e-38 {
-				if row[i] != 0 {
-					t.Errorf("asm=%v: exp(%g) = %g, want 0", asm, x-0.5, row[i])
-				}
-				continue
-			}
-			worst = max(worst, math.Abs(float64(row[i])-e)/e)
-			if x == 0.5 && row[i] != 1 {
-				t.Errorf("asm=%v: exp(0) = %.9g", asm, row[i])
-			}
-		}
-		if worst > 3e-7 {
-			t.Errorf("asm=%v: worst relative error %.3g", asm, worst)
-		}
-		if math.Abs(float64(sum)-want) > 1e-5*want {
-			t.Errorf("asm=%v: sum %g, want %g", asm, sum, want)
-		}
-		t.Logf("asm=%v: worst relative error %.3g", asm, worst)
-	}
-}
-
 // TestScalarExpPath runs one blocked-vs-reference comparison with the
-// assembly exp switched off (the path of CPUs without AVX2/FMA).
-// Tolerances as in TestBlockedMatchesReference.
+// assembly exp (internal/vec's) switched off (the path of CPUs without
+// AVX2/FMA). Tolerances as in TestBlockedMatchesReference.
 func TestScalarExpPath(t *testing.T) {
-	defer func(old bool) { useAsm = old }(useAsm)
-	useAsm = false
+	defer func(old bool) { vec.UseAsm = old }(vec.UseAsm)
+	vec.UseAsm = false
 	rng := rand.New(rand.NewPCG(13, 14))
 	p := makeParams(rng, 70, 4, 2, 16, true, true)
 	if err := compareBlocked[float32](newCase[float32](rng, p), defaultTile, modeAuto, 1e-5, 1e-5, 3e-5, 3e-5); err != nil {

@@ -13,12 +13,7 @@ import (
 // contract as Forward; meant for tests (of this package and of other
 // backends), not for speed.
 func ReferenceForward[T gemm.Float](out, lse, q, k, v []T, p backend.AttnParams) {
-	s := newShape(p)
-	checkLen("q", len(q), s.B*s.T*s.qs)
-	checkLen("out", len(out), s.B*s.T*s.qs)
-	checkLen("k", len(k), s.B*s.T*s.ks)
-	checkLen("v", len(v), s.B*s.T*s.ks)
-	checkLen("lse", len(lse), s.B*s.NH*s.T)
+	s := forwardShape(out, lse, q, k, v, p)
 	T_, HS := s.T, s.HS
 	P := make([]float64, T_*T_)
 	L := make([]float64, T_)

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/internal/vec"
 )
 
 // minGemmWork is the smallest m*n*k for which a tile product goes through
@@ -55,11 +56,14 @@ func is32[T gemm.Float]() bool {
 }
 
 // expSub sets row[c] = exp(row[c] - m) and returns the sum of the new
-// values. Entries equal to -Inf become 0. For float32 it uses expf (a
-// polynomial exp accurate to about 2 ulp); for float64, math.Exp.
+// values. Entries equal to -Inf become 0. For float32 it uses
+// vec.ExpSubSum32 (a polynomial exp accurate to about 2 ulp, AVX2/FMA
+// assembly where the CPU has it, summed in float32); for float64, math.Exp.
+// m is the row's running maximum (forward) or its log-sum-exp (backward),
+// so the arguments stay near or below 0, far from Expf's clamp at 88.
 func expSub[T gemm.Float](row []T, m T) T {
 	if r, ok := any(row).([]float32); ok {
-		return T(expSub32(r, float32(m)))
+		return T(vec.ExpSubSum32(r, float32(m)))
 	}
 	var sum T
 	for c, x := range row {
@@ -68,57 +72,6 @@ func expSub[T gemm.Float](row []T, m T) T {
 		sum += e
 	}
 	return sum
-}
-
-func expSub32(row []float32, m float32) float32 {
-	var sum float32
-	n8 := 0
-	if useAsm && len(row) >= 8 {
-		n8 = len(row) &^ 7
-		sum = expSubAVX2(&row[0], n8, m)
-	}
-	for c := n8; c < len(row); c++ {
-		e := expf(row[c] - m)
-		row[c] = e
-		sum += e
-	}
-	return sum
-}
-
-// expf is exp for float32: Cody-Waite range reduction x = n ln2 + r,
-// |r| <= ln2/2, and Cephes' degree-7 polynomial for e^r (relative error
-// about 1e-7). Results below the smallest normal float32 flush to 0.
-func expf(x float32) float32 {
-	const (
-		log2e = 1.44269504088896341
-		c1    = 0.693359375
-		c2    = -2.12194440e-4
-	)
-	if x < -87.33654 { // also -Inf
-		return 0
-	}
-	if x > 88 || x != x { // overflow range and NaN: rare, take the slow path
-		return float32(math.Exp(float64(x)))
-	}
-	z := x * log2e
-	var n int32
-	if z >= 0 {
-		n = int32(z + 0.5)
-	} else {
-		n = int32(z - 0.5)
-	}
-	fn := float32(n)
-	r := x - fn*c1
-	r -= fn * c2
-	r2 := r * r
-	p := float32(1.9875691500e-4)
-	p = p*r + 1.3981999507e-3
-	p = p*r + 8.3334519073e-3
-	p = p*r + 4.1665795894e-2
-	p = p*r + 1.6666665459e-1
-	p = p*r + 5.0000001201e-1
-	y := p*r2 + r + 1
-	return y * math.Float32frombits(uint32(n+127)<<23)
 }
 
 // parallelFor runs body(scratch, i) for every i in [0, n) on at most procs

@@ -8,8 +8,6 @@ package gemm
 //go:noescape
 func kernel6x16(k int, a, b, c *float32, ldc int, beta float32, mode int)
 
-var hasAsm = detectAVX2FMA()
-
 // packB16T packs a full 16-column panel of B^T, kc a positive multiple of 8
 // (pack_amd64.s).
 //

@@ -2,8 +2,6 @@
 
 package gemm
 
-const hasAsm = false
-
 func kernel6x16(k int, a, b, c *float32, ldc int, beta float32, mode int) {
 	panic("gemm: no assembly kernel on this architecture")
 }

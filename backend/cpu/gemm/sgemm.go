@@ -2,8 +2,9 @@ package gemm
 
 import (
 	"fmt"
-	"os"
 	"unsafe"
+
+	"github.com/shoggo/shoggo/internal/cpu"
 )
 
 // The fast float32 GEMM, BLIS/GotoBLAS style:
@@ -48,9 +49,13 @@ var (
 	ncMax = 1024 // multiple of nr
 )
 
+// hasAsm reports whether the assembly micro-kernel can run here: amd64
+// with AVX2 and FMA.
+var hasAsm = cpu.HasAVX2FMA()
+
 // useAsm selects the assembly micro-kernel. It is false where the CPU lacks
 // AVX2/FMA and when SHOGGO_NOASM=1; tests toggle it to check the Go kernel.
-var useAsm = hasAsm && os.Getenv("SHOGGO_NOASM") != "1"
+var useAsm = hasAsm && !cpu.NoAsm
 
 // problem is one GEMM call, or the part of one that a thread computes.
 type problem struct {
