@@ -241,8 +241,8 @@ func (s *Shard) Close() error {
 }
 
 func checkVocab(vocabSize int) error {
-	if vocabSize < 1 || vocabSize > MaxVocabSize {
-		return fmt.Errorf("vocabulary size %d out of range [1, %d]", vocabSize, MaxVocabSize)
+	if vocabSize < 1 || int64(vocabSize) > MaxVocabSize {
+		return fmt.Errorf("vocabulary size %d out of range [1, %d]", vocabSize, int64(MaxVocabSize))
 	}
 	return nil
 }

@@ -86,10 +86,10 @@ func (q *QuantState) validate() error {
 	}
 	n := 1
 	for _, d := range q.Shape {
-		if d < 0 || d > maxDim {
+		if d < 0 || int64(d) > maxDim {
 			return fmt.Errorf("shape %v has a dimension outside [0, 2^40]", q.Shape)
 		}
-		if d != 0 && n > maxDim/d {
+		if d != 0 && int64(n) > maxDim/int64(d) {
 			return fmt.Errorf("shape %v has more than 2^40 elements", q.Shape)
 		}
 		n *= d
