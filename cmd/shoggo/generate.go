@@ -37,7 +37,7 @@ func runGenerate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	m, warns, err := model.LoadHF(*dir, cpu.New(), tensor.F32, false)
+	m, warns, err := model.LoadForInference(*dir, cpu.New(), tensor.F32)
 	if err != nil {
 		return err
 	}
