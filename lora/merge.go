@@ -77,6 +77,11 @@ func MergeDir(baseDir, adapterDir, outDir string) error {
 	if same(baseDir, outDir) {
 		return fmt.Errorf("merge: output directory %s is the base directory", outDir)
 	}
+	if qc, err := model.QuantizationConfig(baseDir); err != nil {
+		return err
+	} else if qc != nil {
+		return fmt.Errorf("merge: %s is a quantized model; merge the adapter into the unquantized base (the directory it was quantized from): folding an adapter into 4-bit weights would re-quantize the sum and lose most of the update", baseDir)
+	}
 	m, _, err := model.LoadHF(baseDir, cpu.New(), tensor.F32, false)
 	if err != nil {
 		return err
