@@ -244,6 +244,9 @@ func ConvertBase(m *model.Transformer, dt tensor.DType) error {
 		if t == nil {
 			return nil
 		}
+		if m.Tables != nil && m.Tables.Get(t.Name) != nil {
+			return t // a BF16 table (model.FrozenOptions.HalfEmbeddings) stays where it is
+		}
 		n := rest.Get(t.Name)
 		if n == nil {
 			panic("lora.ConvertBase: no tensor " + t.Name)

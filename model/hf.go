@@ -40,6 +40,11 @@ func LoadHF(dir string, be backend.Backend, dt tensor.DType, trainable bool) (m 
 // LoadHFFrozen is LoadHF with the block linears built by factory (see
 // NewFrozen); factory nil is LoadHF.
 func LoadHFFrozen(dir string, be backend.Backend, dt tensor.DType, trainable bool, factory LinearFactory) (m *Transformer, warnings []string, err error) {
+	return LoadHFFrozenOpts(dir, be, dt, trainable, FrozenOptions{Factory: factory})
+}
+
+// LoadHFFrozenOpts is LoadHFFrozen with options (see FrozenOptions).
+func LoadHFFrozenOpts(dir string, be backend.Backend, dt tensor.DType, trainable bool, opt FrozenOptions) (m *Transformer, warnings []string, err error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, nil, err
@@ -49,7 +54,7 @@ func LoadHFFrozen(dir string, be backend.Backend, dt tensor.DType, trainable boo
 		return nil, nil, err
 	}
 	defer st.Close()
-	m, err = NewFrozen(cfg, be, dt, trainable, factory)
+	m, err = NewFrozenOpts(cfg, be, dt, trainable, opt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -73,6 +78,13 @@ type WeightSource interface {
 // names the source in errors.
 func (m *Transformer) LoadWeights(src WeightSource, where string) (warnings []string, err error) {
 	used := map[string]bool{}
+	if m.Tables != nil {
+		for _, p := range m.Tables.Tensors() {
+			if err := m.readHalf(src, where, p, used); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for _, p := range m.Params.Tensors() {
 		data, err := m.readTensor(src, where, p.Name, p.Shape, used)
 		if err != nil {
@@ -116,9 +128,40 @@ func (m *Transformer) LoadWeights(src WeightSource, where string) (warnings []st
 	return warnings, nil
 }
 
-// readTensor reads the parameter called name (shape in shoggo's layout) from
-// src as float32, transposing GPT-2 Conv1D weights.
-func (m *Transformer) readTensor(src WeightSource, where, name string, shape tensor.Shape, used map[string]bool) ([]float32, error) {
+// intoReader is a WeightSource that can convert a tensor straight into a
+// destination of another dtype (safetensors.File and Set).
+type intoReader interface {
+	ReadInto(name string, dst *tensor.Tensor) error
+}
+
+// readHalf fills the BF16 table p from src: converted in place from the
+// file where src can (no fp32 copy of the table), else through a
+// temporary float32 copy.
+func (m *Transformer) readHalf(src WeightSource, where string, p *tensor.Tensor, used map[string]bool) error {
+	if r, ok := src.(intoReader); ok && !(m.Cfg.Family() == GPT2 && IsConv1D(p.Name)) {
+		found, err := m.findTensor(src, where, p.Name, p.Shape, p.Shape, used)
+		if err != nil {
+			return err
+		}
+		if err := r.ReadInto(found, p); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		return nil
+	}
+	data, err := m.readTensor(src, where, p.Name, p.Shape, used)
+	if err != nil {
+		return err
+	}
+	for i, v := range data {
+		p.U16[i] = tensor.F32ToBF16(v)
+	}
+	return nil
+}
+
+// findTensor finds the parameter called name in src under one of its disk
+// names, checks it has shape want (the on-disk layout) and a float dtype,
+// marks it used and returns the disk name.
+func (m *Transformer) findTensor(src WeightSource, where, name string, shape, want tensor.Shape, used map[string]bool) (string, error) {
 	var found string
 	for _, n := range diskNames(name) {
 		if _, ok := src.Info(n); ok {
@@ -127,20 +170,30 @@ func (m *Transformer) readTensor(src WeightSource, where, name string, shape ten
 		}
 	}
 	if found == "" {
-		return nil, fmt.Errorf("%s: missing tensor %q (shape %v)", where, name, shape)
+		return "", fmt.Errorf("%s: missing tensor %q (shape %v)", where, name, shape)
 	}
 	used[found] = true
 	info, _ := src.Info(found)
+	if !info.Shape.Equal(want) {
+		return "", fmt.Errorf("%s: tensor %q has shape %v in the checkpoint, the config needs %v", where, found, info.Shape, want)
+	}
+	if !info.DType.IsFloat() {
+		return "", fmt.Errorf("%s: tensor %q has dtype %s, want a float type", where, found, info.DType)
+	}
+	return found, nil
+}
+
+// readTensor reads the parameter called name (shape in shoggo's layout) from
+// src as float32, transposing GPT-2 Conv1D weights.
+func (m *Transformer) readTensor(src WeightSource, where, name string, shape tensor.Shape, used map[string]bool) ([]float32, error) {
 	want := shape
 	conv := m.Cfg.Family() == GPT2 && IsConv1D(name)
 	if conv {
 		want = tensor.Shape{shape[1], shape[0]}
 	}
-	if !info.Shape.Equal(want) {
-		return nil, fmt.Errorf("%s: tensor %q has shape %v in the checkpoint, the config needs %v", where, found, info.Shape, want)
-	}
-	if !info.DType.IsFloat() {
-		return nil, fmt.Errorf("%s: tensor %q has dtype %s, want a float type", where, found, info.DType)
+	found, err := m.findTensor(src, where, name, shape, want, used)
+	if err != nil {
+		return nil, err
 	}
 	data, err := src.TensorF32(found)
 	if err != nil {
@@ -170,7 +223,7 @@ func (m *Transformer) HFTensors(dt tensor.DType) ([]*tensor.Tensor, error) {
 		return nil, fmt.Errorf("model: block linears are held by a frozen-linear factory; merge or dequantize before saving")
 	}
 	var out []*tensor.Tensor
-	for _, p := range m.Params.Tensors() {
+	for _, p := range m.weights() {
 		t := tensor.New(tensor.F32, p.Shape...)
 		for i := range t.F32 {
 			t.F32[i] = float32(p.At(i))

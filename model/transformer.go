@@ -58,6 +58,10 @@ type Transformer struct {
 	DType  tensor.DType
 	Params *tensor.Arena
 	Grads  *tensor.Arena // nil for a frozen model (e.g. a DPO reference)
+	// Tables, if non-nil, is a BF16 arena holding the frozen token
+	// embedding and LM head (FrozenOptions.HalfEmbeddings); they are then
+	// not in Params.
+	Tables *tensor.Arena
 
 	Embed, PosEmbed   *tensor.Tensor
 	DEmbed, DPosEmbed *tensor.Tensor
@@ -116,6 +120,30 @@ func New(cfg *Config, be backend.Backend, dt tensor.DType, trainable bool) (*Tra
 // are temporary: the factory must copy what it keeps.
 type LinearFactory func(name string, w, b *tensor.Tensor) (nn.Layer, error)
 
+// FrozenOptions say how NewFrozenOpts holds a frozen model's weights.
+type FrozenOptions struct {
+	// Factory, if non-nil, builds the block linears outside the parameter
+	// arena (see NewFrozen).
+	Factory LinearFactory
+	// HalfEmbeddings keeps the token embedding and the LM head (one table
+	// when tied) in BF16, in the separate arena Tables, instead of the
+	// compute dtype: half the memory of the two largest tables. The
+	// embedding lookup widens the rows it reads; the loss and the logits
+	// widen blocks of LM-head rows into a small scratch. Only for a model
+	// without gradients (trainable == false).
+	HalfEmbeddings bool
+}
+
+// halfTable reports whether the parameter name is a table that
+// HalfEmbeddings keeps in BF16.
+func halfTable(name string) bool {
+	switch name {
+	case "model.embed_tokens.weight", "lm_head.weight", "transformer.wte.weight":
+		return true
+	}
+	return false
+}
+
 // pendingLinear is a block linear built outside the parameter arena.
 type pendingLinear struct {
 	prefix  string
@@ -131,24 +159,41 @@ type pendingLinear struct {
 // whole fp32 copy. Embeddings, norms and the LM head stay in the arena.
 // Until InitWeights or LoadWeights runs, those layers are nil.
 func NewFrozen(cfg *Config, be backend.Backend, dt tensor.DType, trainable bool, factory LinearFactory) (*Transformer, error) {
+	return NewFrozenOpts(cfg, be, dt, trainable, FrozenOptions{Factory: factory})
+}
+
+// NewFrozenOpts is NewFrozen with options (see FrozenOptions).
+func NewFrozenOpts(cfg *Config, be backend.Backend, dt tensor.DType, trainable bool, opt FrozenOptions) (*Transformer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	specs := ParamSpecs(cfg)
-	if factory != nil {
-		var kept []tensor.Spec
-		for _, s := range specs {
-			if _, ok := blockLinear(s.Name); !ok {
-				kept = append(kept, s)
-			}
-		}
-		specs = kept
+	if opt.HalfEmbeddings && trainable {
+		return nil, fmt.Errorf("model: half (bf16) embeddings need a frozen model (trainable=false)")
 	}
+	factory := opt.Factory
+	specs := ParamSpecs(cfg)
+	var kept, tables []tensor.Spec
+	for _, s := range specs {
+		if _, ok := blockLinear(s.Name); ok && factory != nil {
+			continue
+		}
+		if opt.HalfEmbeddings && halfTable(s.Name) {
+			tables = append(tables, s)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	specs = kept
 	params, err := tensor.NewArena(dt, specs)
 	if err != nil {
 		return nil, err
 	}
 	m := &Transformer{Cfg: *cfg, BE: be, DType: dt, Params: params, ChunkRows: DefaultChunkRows, factory: factory}
+	if len(tables) > 0 {
+		if m.Tables, err = tensor.NewArena(tensor.BF16, tables); err != nil {
+			return nil, err
+		}
+	}
 	if trainable {
 		if m.Grads, err = tensor.NewArena(dt, specs); err != nil {
 			return nil, err
@@ -158,8 +203,29 @@ func NewFrozen(cfg *Config, be backend.Backend, dt tensor.DType, trainable bool,
 	return m, nil
 }
 
+// weights returns the parameters held in arenas (Params, then Tables) in
+// the order of ParamSpecs, so InitWeights draws the same values whichever
+// arena holds a tensor.
+func (m *Transformer) weights() []*tensor.Tensor {
+	if m.Tables == nil {
+		return m.Params.Tensors()
+	}
+	var out []*tensor.Tensor
+	for _, s := range ParamSpecs(&m.Cfg) {
+		if t := m.Params.Get(s.Name); t != nil {
+			out = append(out, t)
+		} else if t := m.Tables.Get(s.Name); t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func (m *Transformer) p(name string) *tensor.Tensor {
 	t := m.Params.Get(name)
+	if t == nil && m.Tables != nil {
+		t = m.Tables.Get(name)
+	}
 	if t == nil {
 		panic("model: no parameter " + name)
 	}
@@ -286,7 +352,7 @@ func (m *Transformer) wire() {
 func (m *Transformer) InitWeights(rng *rand.Rand) {
 	std := 0.02
 	resid := std / math.Sqrt(2*float64(m.Cfg.NumHiddenLayers))
-	for _, t := range m.Params.Tensors() {
+	for _, t := range m.weights() {
 		n := t.Name
 		switch {
 		case strings.HasSuffix(n, ".bias"):
@@ -341,5 +407,11 @@ func (m *Transformer) ZeroGrad() {
 	}
 }
 
-// NumParams counts parameters (tied LM head once).
-func (m *Transformer) NumParams() int64 { return int64(m.Params.Numel()) }
+// NumParams counts parameters in the arenas (tied LM head once).
+func (m *Transformer) NumParams() int64 {
+	n := int64(m.Params.Numel())
+	if m.Tables != nil {
+		n += int64(m.Tables.Numel())
+	}
+	return n
+}

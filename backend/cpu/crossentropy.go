@@ -27,6 +27,9 @@ import (
 // IgnoreIndex returns an error naming its position and value, with nothing
 // accumulated. chunkRows < 1 panics.
 //
+// w may be BF16 or F16 (a frozen LM head) when dw is nil: blocks of its
+// rows are widened into a scratch buffer for each GEMM (see halfw.go).
+//
 // The logits block is cached on c between calls (see ReleaseScratch).
 func (c *CPU) CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, gradScale float64, dh, dw *tensor.Tensor) (lossSum float64, count int, err error) {
 	const op = "CrossEntropy"
@@ -43,7 +46,17 @@ func (c *CPU) CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, 
 	if chunkRows < 1 {
 		panic(fmt.Sprintf("cpu.%s: chunkRows = %d, want >= 1", op, chunkRows))
 	}
-	dt := dtypeOf(op, h, w, dh, dw)
+	var wh *halfW
+	var dt tensor.DType
+	if isHalf(w) {
+		if dw != nil {
+			halfOpPanic(op, "a weight gradient dw", w)
+		}
+		wh = newHalfW(w)
+		dt = dtypeOf(op, h, dh)
+	} else {
+		dt = dtypeOf(op, h, w, dh, dw)
+	}
 	for n, t := range targets {
 		if t != backend.IgnoreIndex && (t < 0 || int(t) >= V) {
 			return 0, 0, fmt.Errorf("cpu.%s: target %d at position %d is outside the vocabulary [0, %d) and is not the ignore index %d", op, t, n, V, backend.IgnoreIndex)
@@ -51,14 +64,22 @@ func (c *CPU) CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, 
 	}
 	switch dt {
 	case tensor.F32:
-		lossSum, count = crossEntropy(c, s32(h), s32(w), targets, N, C, V, chunkRows, gradScale, s32(dh), s32(dw))
+		var w32 []float32
+		if wh == nil {
+			w32 = s32(w)
+		}
+		lossSum, count = crossEntropy(c, s32(h), w32, wh, targets, N, C, V, chunkRows, gradScale, s32(dh), s32(dw))
 	case tensor.F64:
-		lossSum, count = crossEntropy(c, s64(h), s64(w), targets, N, C, V, chunkRows, gradScale, s64(dh), s64(dw))
+		var w64 []float64
+		if wh == nil {
+			w64 = s64(w)
+		}
+		lossSum, count = crossEntropy(c, s64(h), w64, wh, targets, N, C, V, chunkRows, gradScale, s64(dh), s64(dw))
 	}
 	return lossSum, count, nil
 }
 
-func crossEntropy[T gemm.Float](c *CPU, h, w []T, targets []int32, N, C, V, chunk int, gradScale float64, dh, dw []T) (float64, int) {
+func crossEntropy[T gemm.Float](c *CPU, h, w []T, wh *halfW, targets []int32, N, C, V, chunk int, gradScale float64, dh, dw []T) (float64, int) {
 	counted := make([]int, 0, N)
 	for n, t := range targets {
 		if t != backend.IgnoreIndex {
@@ -82,6 +103,10 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, targets []int32, N, C, V, chun
 	logits := buf[:chunk*V]
 	hbuf := buf[chunk*V : chunk*V+chunk*C]
 	dhbuf := buf[chunk*V+chunk*C:]
+	var wscratch []T // a widened block of a 16-bit W
+	if wh != nil {
+		wscratch = make([]T, wh.blockRows()*C)
+	}
 
 	lossBuf := make([]float64, chunk)
 	var loss float64
@@ -100,7 +125,7 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, targets []int32, N, C, V, chun
 			}
 		}
 		lg := logits[:rows*V]
-		gemm.Gemm(false, true, rows, V, C, 1, hb, C, w, C, 0, lg, V)
+		gemmLogits(rows, V, C, hb, w, wh, wscratch, lg)
 
 		// Softmax rows in parallel; each row's loss goes to its own slot
 		// and the slots are summed in order, as the serial loop did.
@@ -118,10 +143,10 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, targets []int32, N, C, V, chun
 		}
 		if dh != nil {
 			if contiguous {
-				gemm.Gemm(false, false, rows, C, V, 1, lg, V, w, C, 1, dh[first*C:(first+rows)*C], C)
+				gemmGW(rows, V, C, lg, w, wh, wscratch, 1, dh[first*C:(first+rows)*C])
 			} else {
 				db := dhbuf[:rows*C]
-				gemm.Gemm(false, false, rows, C, V, 1, lg, V, w, C, 0, db, C)
+				gemmGW(rows, V, C, lg, w, wh, wscratch, 0, db)
 				for r, n := range idx {
 					dst := dh[n*C : n*C+C]
 					for j, v := range db[r*C : r*C+C] {

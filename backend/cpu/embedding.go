@@ -10,7 +10,8 @@ import (
 )
 
 // EmbeddingForward sets (or, with accumulate, adds to) out[n,:] the row
-// w[ids[n],:]. out is (N, C), w is (V, C), len(ids) == N. All ids are checked
+// w[ids[n],:]. out is (N, C), w is (V, C), len(ids) == N. w may be BF16 or
+// F16 (a frozen table), its rows widened to out's dtype. All ids are checked
 // before anything is written: an id outside [0, V) returns an error naming
 // its position and value, and out is left untouched.
 func (c *CPU) EmbeddingForward(out, w *tensor.Tensor, ids []int32, accumulate bool) error {
@@ -19,6 +20,15 @@ func (c *CPU) EmbeddingForward(out, w *tensor.Tensor, ids []int32, accumulate bo
 	checkRC(op, "out", out, len(ids), C)
 	if err := checkIDs(op, w, ids, V); err != nil {
 		return err
+	}
+	if isHalf(w) { // a frozen 16-bit table: widen the rows looked up
+		switch dtypeOf(op, out) {
+		case tensor.F32:
+			embeddingForwardHalf(s32(out), newHalfW(w), ids, accumulate)
+		case tensor.F64:
+			embeddingForwardHalf(s64(out), newHalfW(w), ids, accumulate)
+		}
+		return nil
 	}
 	switch dtypeOf(op, out, w) {
 	case tensor.F32:

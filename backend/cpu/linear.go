@@ -10,12 +10,22 @@ import (
 
 // LinearForward computes y = x W^T + b. x is (N, in) (any leading shape that
 // flattens to N rows), w is (out, in), b is (out) or nil, y is (N, out).
+// w may be BF16 or F16 (a frozen weight), widened a block of rows at a time.
 func (c *CPU) LinearForward(y, x, w, b *tensor.Tensor) {
 	const op = "LinearForward"
 	N, in := rc(x)
 	out := linearOut(op, w, in)
 	checkRC(op, "y", y, N, out)
 	checkNumel(op, "b", b, out, w)
+	if isHalf(w) { // a frozen 16-bit weight (an LM head): widened by blocks of rows
+		switch dtypeOf(op, y, x, b) {
+		case tensor.F32:
+			linearForwardHalf(s32(y), s32(x), newHalfW(w), s32(b), N, in, out)
+		case tensor.F64:
+			linearForwardHalf(s64(y), s64(x), newHalfW(w), s64(b), N, in, out)
+		}
+		return
+	}
 	switch dtypeOf(op, y, x, w, b) {
 	case tensor.F32:
 		linearForward(s32(y), s32(x), s32(w), s32(b), N, in, out)

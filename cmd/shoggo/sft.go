@@ -340,9 +340,12 @@ func loadBase(r sftRecipe, tok *tokenizer.Tokenizer) (*model.Transformer, error)
 	if err != nil {
 		return nil, err
 	}
+	// A QLoRA or half-precision LoRA base also holds its frozen token
+	// embedding and LM head in bf16 (as PEFT/bitsandbytes QLoRA does).
+	opt := model.FrozenOptions{Factory: factory, HalfEmbeddings: !full && factory != nil}
 	if r.Model != "" {
 		var warns []string
-		m, warns, err = model.LoadHFFrozen(r.Model, be, tensor.F32, full, factory)
+		m, warns, err = model.LoadHFFrozenOpts(r.Model, be, tensor.F32, full, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -357,7 +360,7 @@ func loadBase(r sftRecipe, tok *tokenizer.Tokenizer) (*model.Transformer, error)
 		if cfg.VocabSize < tok.VocabSize() {
 			cfg.VocabSize = tok.VocabSize()
 		}
-		if m, err = model.NewFrozen(cfg, be, tensor.F32, full, factory); err != nil {
+		if m, err = model.NewFrozenOpts(cfg, be, tensor.F32, full, opt); err != nil {
 			return nil, err
 		}
 		m.InitWeights(rand.New(rand.NewPCG(r.Seed, 3)))
