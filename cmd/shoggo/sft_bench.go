@@ -176,6 +176,9 @@ func sftBench(r sftRecipe) error {
 	}
 	oc := optim.DefaultConfig()
 	oc.WeightDecay = r.WeightDecay
+	if r.Beta2 != 0 {
+		oc.Beta2 = r.Beta2
+	}
 	opt, err := optim.NewAdamW(tr.Params, oc)
 	if err != nil {
 		return err
