@@ -12,8 +12,10 @@
 # clip 1.0, 1 warmup + $STEPS timed steps; "-gc": gradient checkpointing):
 #   pt-fp32, pt-fp32-gc              PyTorch + PEFT, fp32 model (bench/lora_step.py)
 #   shoggo-fp32, shoggo-fp32-gc      shoggo, fp32 frozen base
-#   shoggo-bf16, shoggo-bf16-gc      shoggo, bf16 frozen base (fp32 compute, fp32 adapters)
-# Extra: pt-bf16 (PyTorch with the whole model in bf16).
+#   shoggo-bf16, shoggo-bf16-gc      shoggo, bf16 frozen base: block linears, token embedding
+#                                    and LM head in bf16; fp32 compute, fp32 adapters
+# Extra: shoggo-nf4, shoggo-nf4-gc (QLoRA: NF4 block linears, bf16 tables), pt-bf16 and
+# pt-bf16-gc (PyTorch with the whole model in bf16).
 #
 # Each run prints one JSON line; they are collected in $OUT (default
 # runs/bench/lora_step.jsonl, appended) and a table of tokens/s and peak RSS
@@ -39,16 +41,18 @@ go build -o "$BIN" ./cmd/shoggo
 LORA_GO=(--lora-r 8 --lora-alpha 32 --lora-dropout 0.05 --lora-targets q_proj,v_proj)
 TAG=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 RUNLOG=$(mktemp)
+RUNOUT=$(mktemp)
 
 run() { # name, command...
 	local name=$1
 	shift
 	echo "== $name: $* (load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 	local line
-	line=$("$@" | tee /dev/stderr | tail -n 1) || {
+	if ! "$@" | tee "$RUNOUT" >&2; then
 		echo "== $name failed" >&2
 		return 0
-	}
+	fi
+	line=$(tail -n 1 "$RUNOUT")
 	case $line in
 	"{"*) printf '{"config":"%s","run":"%s",%s\n' "$name" "$TAG" "${line#\{}" | tee -a "$OUT" >>"$RUNLOG" ;;
 	*) echo "$name: no JSON summary" >&2 ;;
@@ -61,11 +65,13 @@ for c in $CONFIGS; do
 	case $c in
 	pt-fp32 | pt-fp32-gc) run "$c" "$PY" bench/lora_step.py --threads "$THREADS" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" "${gc_py[@]}" "${PT_EXTRA[@]}" ;;
 	pt-bf16 | pt-bf16-gc) run "$c" "$PY" bench/lora_step.py --dtype bfloat16 --threads "$THREADS" --batch "$BATCH" --seq "$SEQ" --steps "$STEPS" "${gc_py[@]}" "${PT_EXTRA[@]}" ;;
-	shoggo-fp32 | shoggo-fp32-gc | shoggo-bf16 | shoggo-bf16-gc)
+	shoggo-fp32 | shoggo-fp32-gc | shoggo-bf16 | shoggo-bf16-gc | shoggo-nf4 | shoggo-nf4-gc)
 		dt=${c#shoggo-}
 		dt=${dt%-gc}
+		base=(--base-dtype "$dt")
+		[ "$dt" = nf4 ] && base=(--qlora)
 		run "$c" "$BIN" sft --preset "$PRESET" --bench-steps "$STEPS" --threads "$THREADS" --batch "$BATCH" --max-len "$SEQ" \
-			--grad-accum 1 --lr 2e-4 --base-dtype "$dt" "${LORA_GO[@]}" "${gc_go[@]}"
+			--grad-accum 1 --lr 2e-4 "${base[@]}" "${LORA_GO[@]}" "${gc_go[@]}"
 		;;
 	*) echo "unknown configuration $c" >&2 && exit 2 ;;
 	esac
