@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -167,8 +166,6 @@ func abs(x float64) float64 {
 	}
 	return x
 }
-
-var _ = fmt.Sprint
 
 // Gradient checkpointing recomputes each block during backward: losses and
 // gradients equal the stored-activation run bit for bit, and the planned

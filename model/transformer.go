@@ -42,6 +42,19 @@ func ShiftLabels(labels []int32, B, T int) []int32 {
 	return out
 }
 
+// CountTargets counts the positions of batches that contribute to the loss.
+func CountTargets(batches []*Batch) int {
+	n := 0
+	for _, b := range batches {
+		for _, t := range b.Targets {
+			if t != backend.IgnoreIndex {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Block is one Transformer layer.
 type Block struct {
 	Norm1, Norm2   *nn.Norm

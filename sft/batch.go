@@ -158,13 +158,5 @@ func build(ids, labels [][]int32, rows [][]int, B, T int, padID int32, packed bo
 // CountTargets counts the targets of batches that contribute to the loss
 // (as train.CountTargets): the divisor of a step's loss.
 func CountTargets(batches []*model.Batch) int {
-	n := 0
-	for _, b := range batches {
-		for _, t := range b.Targets {
-			if t != IgnoreIndex {
-				n++
-			}
-		}
-	}
-	return n
+	return model.CountTargets(batches)
 }

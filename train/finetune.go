@@ -37,7 +37,7 @@ func FullTrainable(m *model.Transformer) Trainable {
 // norm clipping, one AdamW update.
 func StepTrainable(m *model.Transformer, tr Trainable, opt *optim.AdamW, micro []*model.Batch, lr, clip float64) (StepResult, error) {
 	var r StepResult
-	r.Tokens = CountTargets(micro)
+	r.Tokens = model.CountTargets(micro)
 	if r.Tokens == 0 {
 		return r, fmt.Errorf("step: no target tokens in %d micro-batches", len(micro))
 	}

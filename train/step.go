@@ -2,12 +2,9 @@ package train
 
 import (
 	"fmt"
-	"math"
 
-	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
-	"github.com/shoggo/shoggo/tensor"
 )
 
 // Params returns the model's trainable tensors for the optimizer, grouped by
@@ -22,17 +19,7 @@ func Params(m *model.Transformer) []optim.Param {
 }
 
 // CountTargets counts the positions that contribute to the loss.
-func CountTargets(batches []*model.Batch) int {
-	n := 0
-	for _, b := range batches {
-		for _, t := range b.Targets {
-			if t != backend.IgnoreIndex {
-				n++
-			}
-		}
-	}
-	return n
-}
+func CountTargets(batches []*model.Batch) int { return model.CountTargets(batches) }
 
 // StepResult reports one optimisation step.
 type StepResult struct {
@@ -43,38 +30,9 @@ type StepResult struct {
 }
 
 // Step runs one optimisation step over the micro-batches (gradient
-// accumulation): gradients are of the loss averaged over every counted
-// token of all micro-batches together, then clipped to clip (0: no
-// clipping) and applied with learning rate lr.
+// accumulation) for every parameter of m: see StepTrainable.
 func Step(m *model.Transformer, opt *optim.AdamW, micro []*model.Batch, lr, clip float64) (StepResult, error) {
-	var r StepResult
-	r.Tokens = CountTargets(micro)
-	if r.Tokens == 0 {
-		return r, fmt.Errorf("step: no target tokens in %d micro-batches", len(micro))
-	}
-	scale := 1 / float64(r.Tokens)
-	m.ZeroGrad()
-	var sum float64
-	for _, b := range micro {
-		s, _, err := m.ForwardBackward(b, scale)
-		if err != nil {
-			return r, err
-		}
-		sum += s
-	}
-	r.Loss = sum * scale
-	grads := m.Grads.Tensors()
-	if clip > 0 {
-		r.GradNorm = optim.ClipGradNorm(grads, clip)
-	} else {
-		r.GradNorm = optim.ClipGradNorm(grads, 0) // measure only
-	}
-	if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
-		r.Skipped = true
-		return r, nil
-	}
-	opt.Step(lr)
-	return r, nil
+	return StepTrainable(m, FullTrainable(m), opt, micro, lr, clip)
 }
 
 // Evaluate returns the mean loss per counted token over batches, without
@@ -98,5 +56,3 @@ func Evaluate(m *model.Transformer, batches []*model.Batch) (float64, error) {
 	}
 	return sum / float64(n), nil
 }
-
-var _ = tensor.F32
