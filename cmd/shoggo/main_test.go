@@ -95,3 +95,25 @@ func TestSFTEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A recipe's values win over the embedded task's defaults (flags win over both).
+func TestSFTRecipeOverridesTaskDefaults(t *testing.T) {
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "r.yaml")
+	if err := os.WriteFile(rec, []byte("steps: 3\neval_every: 3\nbatch: 4\ntrain_examples: 32\neval_examples: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if err := runSFT([]string{"--recipe", rec, "--out", out, "--threads", "1"}); err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for _, m := range readMetrics(t, filepath.Join(out, "metrics.jsonl")) {
+		if m.Loss != 0 {
+			steps++
+		}
+	}
+	if steps != 3 {
+		t.Fatalf("%d training steps logged, the recipe says 3", steps)
+	}
+}

@@ -74,6 +74,10 @@ func runSFT(args []string) error {
 		if r.Model == "" && r.Preset == "" && !hasFlag(args, "model") && !hasFlag(args, "preset") {
 			r.Preset = "shoggo-1m"
 		}
+		// A recipe's own values win over these defaults.
+		if err := loadRecipe(args, &r); err != nil {
+			return err
+		}
 	}
 	fs := flag.NewFlagSet("sft", flag.ContinueOnError)
 	fs.String("recipe", "", "YAML recipe file (keys are the flag names with underscores; flags override it)")
