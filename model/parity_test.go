@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/binary"
 	"math"
 	"os"
 	"path/filepath"
@@ -29,24 +28,12 @@ func fixtureModels(t *testing.T) []string {
 
 func ints(t *testing.T, f *safetensors.File, name string) ([]int32, tensor.Shape) {
 	t.Helper()
-	x, err := f.Tensor(name)
+	ids, err := f.TensorI32(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]int32, x.Numel())
-	switch x.DType {
-	case tensor.I64:
-		for i := range out {
-			out[i] = int32(int64(binary.LittleEndian.Uint64(x.Bytes[8*i:])))
-		}
-	case tensor.I32:
-		for i := range out {
-			out[i] = int32(binary.LittleEndian.Uint32(x.Bytes[4*i:]))
-		}
-	default:
-		t.Fatalf("%s: dtype %s", name, x.DType)
-	}
-	return out, x.Shape
+	info, _ := f.Info(name)
+	return ids, info.Shape
 }
 
 func floats(t *testing.T, f *safetensors.File, name string) []float32 {

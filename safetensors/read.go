@@ -256,6 +256,33 @@ func (f *File) TensorF32(name string) ([]float32, error) {
 	return out, nil
 }
 
+// TensorI32 returns an integer tensor (I32, or I64 whose values fit in
+// int32, such as token ids saved by PyTorch) as int32.
+func (f *File) TensorI32(name string) ([]int32, error) {
+	ti, raw, err := f.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int32, ti.Numel())
+	switch ti.DType {
+	case tensor.I32:
+		for i := range out {
+			out[i] = int32(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+	case tensor.I64:
+		for i := range out {
+			v := int64(binary.LittleEndian.Uint64(raw[8*i:]))
+			if v != int64(int32(v)) {
+				return nil, tensorErr(f.path, name, "element %d = %d does not fit in int32", i, v)
+			}
+			out[i] = int32(v)
+		}
+	default:
+		return nil, tensorErr(f.path, name, "dtype %s is not I32 or I64", ti.DType)
+	}
+	return out, nil
+}
+
 // ReadInto copies the named tensor into dst, which must have the same shape
 // (an error names the tensor and both shapes). Float dtypes are converted to
 // dst's dtype (narrowing rounds to nearest even; F64 narrows to F16/BF16
