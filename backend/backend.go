@@ -105,4 +105,8 @@ type Backend interface {
 	// the loss sum and the number of counted positions. A target outside
 	// [0, V) that is not IgnoreIndex is an error.
 	CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, gradScale float64, dh, dw *tensor.Tensor) (lossSum float64, count int, err error)
+
+	// LogProber: per-sequence and per-token log-probabilities of targets
+	// (backend/logprob.go).
+	LogProber
 }

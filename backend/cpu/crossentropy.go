@@ -33,6 +33,32 @@ import (
 // The logits block is cached on c between calls (see ReleaseScratch).
 func (c *CPU) CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, gradScale float64, dh, dw *tensor.Tensor) (lossSum float64, count int, err error) {
 	const op = "CrossEntropy"
+	a, err := headArgs(op, h, w, targets, chunkRows, dh, dw)
+	if err != nil {
+		return 0, 0, err
+	}
+	counted := make([]int, 0, a.N)
+	for n, t := range targets {
+		if t != backend.IgnoreIndex {
+			counted = append(counted, n)
+		}
+	}
+	return a.run(c, h, w, counted, chunkRows, gradScale, nil, dh, dw, nil), len(counted), nil
+}
+
+// headOp holds the checked arguments of an op over the LM head
+// (CrossEntropy, SeqLogProbs, SeqLogProbsBackward).
+type headOp struct {
+	N, C, V int
+	targets []int32
+	wh      *halfW // non-nil for a 16-bit w
+	dt      tensor.DType
+}
+
+// headArgs checks the shapes and dtypes of an LM-head op (panicking on
+// programmer errors) and the targets (an error naming the first one outside
+// [0, V) that is not IgnoreIndex).
+func headArgs(op string, h, w *tensor.Tensor, targets []int32, chunkRows int, dh, dw *tensor.Tensor) (headOp, error) {
 	N, C := rc(h)
 	V, wc := rc(w)
 	if len(w.Shape) != 2 || wc != C {
@@ -46,49 +72,57 @@ func (c *CPU) CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, 
 	if chunkRows < 1 {
 		panic(fmt.Sprintf("cpu.%s: chunkRows = %d, want >= 1", op, chunkRows))
 	}
-	var wh *halfW
-	var dt tensor.DType
+	a := headOp{N: N, C: C, V: V, targets: targets}
 	if isHalf(w) {
 		if dw != nil {
 			halfOpPanic(op, "a weight gradient dw", w)
 		}
-		wh = newHalfW(w)
-		dt = dtypeOf(op, h, dh)
+		a.wh = newHalfW(w)
+		a.dt = dtypeOf(op, h, dh)
 	} else {
-		dt = dtypeOf(op, h, w, dh, dw)
+		a.dt = dtypeOf(op, h, w, dh, dw)
 	}
 	for n, t := range targets {
 		if t != backend.IgnoreIndex && (t < 0 || int(t) >= V) {
-			return 0, 0, fmt.Errorf("cpu.%s: target %d at position %d is outside the vocabulary [0, %d) and is not the ignore index %d", op, t, n, V, backend.IgnoreIndex)
+			return headOp{}, fmt.Errorf("cpu.%s: target %d at position %d is outside the vocabulary [0, %d) and is not the ignore index %d", op, t, n, V, backend.IgnoreIndex)
 		}
 	}
-	switch dt {
-	case tensor.F32:
-		var w32 []float32
-		if wh == nil {
-			w32 = s32(w)
-		}
-		lossSum, count = crossEntropy(c, s32(h), w32, wh, targets, N, C, V, chunkRows, gradScale, s32(dh), s32(dw))
-	case tensor.F64:
-		var w64 []float64
-		if wh == nil {
-			w64 = s64(w)
-		}
-		lossSum, count = crossEntropy(c, s64(h), w64, wh, targets, N, C, V, chunkRows, gradScale, s64(dh), s64(dw))
-	}
-	return lossSum, count, nil
+	return a, nil
 }
 
-func crossEntropy[T gemm.Float](c *CPU, h, w []T, wh *halfW, targets []int32, N, C, V, chunk int, gradScale float64, dh, dw []T) (float64, int) {
-	counted := make([]int, 0, N)
-	for n, t := range targets {
-		if t != backend.IgnoreIndex {
-			counted = append(counted, n)
+// run dispatches headRows on the dtype; see headRows for the arguments.
+func (a *headOp) run(c *CPU, h, w *tensor.Tensor, counted []int, chunkRows int, gradScale float64, rowScale []float64, dh, dw *tensor.Tensor, rowLoss []float64) float64 {
+	switch a.dt {
+	case tensor.F32:
+		var w32 []float32
+		if a.wh == nil {
+			w32 = s32(w)
 		}
+		return headRows(c, a, s32(h), w32, counted, chunkRows, gradScale, rowScale, s32(dh), s32(dw), rowLoss)
+	case tensor.F64:
+		var w64 []float64
+		if a.wh == nil {
+			w64 = s64(w)
+		}
+		return headRows(c, a, s64(h), w64, counted, chunkRows, gradScale, rowScale, s64(dh), s64(dw), rowLoss)
 	}
+	panic("unreachable")
+}
+
+// headRows is the chunked LM-head kernel shared by CrossEntropy and the
+// log-probability ops. For the rows listed in counted (ascending, targets
+// not IgnoreIndex), taken chunk at a time, it forms the logits by one GEMM
+// into scratch, and returns the sum of the rows' losses
+// logsumexp(logits) - logits[target], added in row order. If rowLoss is
+// non-nil, rowLoss[n] is set to row n's loss for each counted n.
+//
+// If dh or dw is non-nil, the gradient of sum_n s_n * loss_n is accumulated
+// into them, where s_n is rowScale[n] or, with rowScale nil, gradScale.
+func headRows[T gemm.Float](c *CPU, a *headOp, h, w []T, counted []int, chunk int, gradScale float64, rowScale []float64, dh, dw []T, rowLoss []float64) float64 {
 	if len(counted) == 0 {
-		return 0, 0
+		return 0
 	}
+	C, V, targets, wh := a.C, a.V, a.targets, a.wh
 	chunk = min(chunk, len(counted))
 	grads := dh != nil || dw != nil
 
@@ -110,8 +144,8 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, wh *halfW, targets []int32, N,
 
 	lossBuf := make([]float64, chunk)
 	var loss float64
-	for a := 0; a < len(counted); a += chunk {
-		idx := counted[a:min(a+chunk, len(counted))]
+	for i0 := 0; i0 < len(counted); i0 += chunk {
+		idx := counted[i0:min(i0+chunk, len(counted))]
 		rows := len(idx)
 		first := idx[0]
 		contiguous := idx[rows-1]-first == rows-1
@@ -129,14 +163,21 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, wh *halfW, targets []int32, N,
 
 		// Softmax rows in parallel; each row's loss goes to its own slot
 		// and the slots are summed in order, as the serial loop did.
-		rowLoss := lossBuf[:rows]
+		rowL := lossBuf[:rows]
 		parallel.For(rows, 1, func(r0, r1 int) {
 			for r := r0; r < r1; r++ {
-				rowLoss[r] = softmaxRow(lg[r*V:r*V+V], int(targets[idx[r]]), gradScale, grads)
+				s := gradScale
+				if rowScale != nil {
+					s = rowScale[idx[r]]
+				}
+				rowL[r] = softmaxRow(lg[r*V:r*V+V], int(targets[idx[r]]), s, grads)
 			}
 		})
-		for _, l := range rowLoss {
+		for r, l := range rowL {
 			loss += l
+			if rowLoss != nil {
+				rowLoss[idx[r]] = l
+			}
 		}
 		if !grads {
 			continue
@@ -159,7 +200,7 @@ func crossEntropy[T gemm.Float](c *CPU, h, w []T, wh *halfW, targets []int32, N,
 			gemm.Gemm(true, false, V, C, rows, 1, lg, V, hb, C, 1, dw, C)
 		}
 	}
-	return loss, len(counted)
+	return loss
 }
 
 // softmaxRow returns the cross-entropy loss logsumexp(row) - row[t] of one
