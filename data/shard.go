@@ -1,14 +1,13 @@
 package data
 
 import (
-	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"sync/atomic"
+
+	"github.com/shoggo/shoggo/internal/atomicfile"
 )
 
 // Shard format constants; see the package documentation for the layout.
@@ -271,13 +270,12 @@ func WriteShard(path string, tokens []int32, vocabSize int) error {
 	return w.commit()
 }
 
-// shardWriter streams tokens into a temporary file and, on commit, patches the
-// count into the header, syncs, and renames the file into place. Callers
-// check token ranges before write.
+// shardWriter streams tokens into an atomic file (internal/atomicfile)
+// and, on commit, patches the count into the header and commits the file.
+// Callers check token ranges before write.
 type shardWriter struct {
 	path  string
-	f     *os.File
-	bw    *bufio.Writer
+	f     *atomicfile.File
 	width int
 	vocab int
 	n     uint64
@@ -288,18 +286,14 @@ func createShard(path string, vocabSize int) (*shardWriter, error) {
 	if err := checkVocab(vocabSize); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, base+".tmp-*")
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	w := &shardWriter{path: path, f: f, bw: bufio.NewWriterSize(f, 1<<20), width: TokenWidth(vocabSize), vocab: vocabSize}
+	w := &shardWriter{path: path, f: f, width: TokenWidth(vocabSize), vocab: vocabSize}
 	var hdr [ShardHeaderSize]byte
 	w.header(hdr[:])
-	if _, err := w.bw.Write(hdr[:]); err != nil {
+	if _, err := w.f.Write(hdr[:]); err != nil {
 		w.abort()
 		return nil, err
 	}
@@ -336,7 +330,7 @@ func (w *shardWriter) write(tokens []int32) error {
 				le.PutUint32(b[4*k:], uint32(v))
 			}
 		}
-		if _, err := w.bw.Write(b); err != nil {
+		if _, err := w.f.Write(b); err != nil {
 			return err
 		}
 		w.n += uint64(len(t))
@@ -345,44 +339,13 @@ func (w *shardWriter) write(tokens []int32) error {
 }
 
 func (w *shardWriter) commit() error {
-	err := w.bw.Flush()
-	if err == nil {
-		var hdr [ShardHeaderSize]byte
-		w.header(hdr[:])
-		_, err = w.f.WriteAt(hdr[:], 0)
-	}
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if cerr := w.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(w.f.Name(), w.path)
-	}
-	if err != nil {
-		os.Remove(w.f.Name())
+	var hdr [ShardHeaderSize]byte
+	w.header(hdr[:])
+	if _, err := w.f.WriteAt(hdr[:], 0); err != nil {
+		w.abort()
 		return err
 	}
-	return syncDir(filepath.Dir(w.path))
+	return w.f.Commit()
 }
 
-func (w *shardWriter) abort() {
-	w.f.Close()
-	os.Remove(w.f.Name())
-}
-
-// syncDir makes a rename in dir durable. Platforms that cannot sync a
-// directory report an error that is ignored.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	d.Close()
-	if err != nil && (errors.Is(err, os.ErrInvalid) || errors.Is(err, errors.ErrUnsupported)) {
-		return nil
-	}
-	return err
-}
+func (w *shardWriter) abort() { w.f.Abort() }

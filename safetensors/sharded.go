@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -457,7 +458,7 @@ func removeStale(dir, prefix string, keep map[string]bool) error {
 		}
 	}
 	if removed {
-		if err := syncDir(dir); err != nil {
+		if err := atomicfile.SyncDir(dir); err != nil {
 			return fileErr(dir, "fsync: %w", err)
 		}
 	}

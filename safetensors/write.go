@@ -1,17 +1,16 @@
 package safetensors
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
+	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"unicode/utf8"
 
+	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -251,59 +250,32 @@ func Write(path string, tensors []*tensor.Tensor, metadata map[string]string) er
 	})
 }
 
-// writeAtomic writes path through fill via a synced temporary file and a rename.
-func writeAtomic(path string, fill func(w io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp*")
+// writeAtomic writes path through fill with internal/atomicfile (0644).
+// Errors from fill come back as they are; the atomic steps' errors are
+// *Error values naming path.
+func writeAtomic(path string, fill func(w io.Writer) error) error {
+	f, err := atomicfile.Create(path, 0o644)
 	if err != nil {
-		return fileErr(path, "%w", err)
+		return writeErr(path, err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err := fill(bw); err != nil {
+	defer f.Abort()
+	if err := fill(f); err != nil {
 		return err
 	}
-	if err := bw.Flush(); err != nil {
-		return fileErr(path, "%w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil && runtime.GOOS != "windows" {
-		return fileErr(path, "%w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fileErr(path, "fsync: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fileErr(path, "%w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fileErr(path, "%w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return fileErr(path, "fsync of directory: %w", err)
+	if err := f.Commit(); err != nil {
+		return writeErr(path, err)
 	}
 	return nil
 }
 
-// syncDir makes a rename or removal in dir durable (a no-op on Windows,
-// where directories cannot be synced).
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
+// writeErr turns an atomicfile error (an *fs.PathError naming path) into an
+// *Error naming path once.
+func writeErr(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		return fileErr(path, "%s: %w", pe.Op, pe.Err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fileErr(path, "%w", err)
 }
 
 // Marshal returns the bytes Encode would write.

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/shoggo/shoggo/internal/atomicfile"
 )
 
 // Save writes the tokenizer as a Hugging Face tokenizer.json (vocabulary in id order, merges
@@ -140,34 +140,9 @@ func jsonString(s string) string {
 	return b.String()
 }
 
-// writeFileAtomic writes data to path via a temporary file in the same directory, fsync and
-// rename.
+// writeFileAtomic writes data to path atomically (internal/atomicfile), mode 0644.
 func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(path, data, 0o644)
 }
 
 // SaveConfig writes a minimal tokenizer_config.json next to a saved tokenizer.json: the

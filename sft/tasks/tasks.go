@@ -24,20 +24,19 @@
 package tasks
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math/bits"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/internal/atomicfile"
 )
 
 // HeldOutDenominator: one question in HeldOutDenominator is held out.
@@ -324,26 +323,10 @@ func (r *rng) intn(n int) int {
 // {"messages": [{"role", "content"}, ...]}, readable by
 // data.ReadInstructions. The file is written atomically (temporary file,
 // fsync, rename).
-func WriteJSONL(path string, examples []data.Example) (err error) {
+func WriteJSONL(path string, examples []data.Example) error {
 	if len(examples) == 0 {
 		return errors.New("tasks: no examples to write")
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
 	type alpaca struct {
 		Instruction string `json:"instruction"`
 		Input       string `json:"input"`
@@ -352,24 +335,20 @@ func WriteJSONL(path string, examples []data.Example) (err error) {
 	type chat struct {
 		Messages []data.Message `json:"messages"`
 	}
-	for _, ex := range examples {
-		if ex.IsChat() {
-			err = enc.Encode(chat{ex.Messages})
-		} else {
-			err = enc.Encode(alpaca{ex.Instruction, ex.Input, ex.Output})
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, ex := range examples {
+			var err error
+			if ex.IsChat() {
+				err = enc.Encode(chat{ex.Messages})
+			} else {
+				err = enc.Encode(alpaca{ex.Instruction, ex.Input, ex.Output})
+			}
+			if err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
-		}
-	}
-	if err = w.Flush(); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+		return nil
+	})
 }
