@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"iter"
 	"math"
-	"math/bits"
-	"math/rand/v2"
 	"sort"
 )
 
@@ -256,34 +254,7 @@ func (l *Loader) order(e int) []uint32 {
 	if l.perm == nil {
 		l.perm = make([]uint32, l.nTrain)
 	}
-	shuffle(l.perm, l.seed, e)
+	ShuffleInto(l.perm, l.seed, e)
 	l.permEpoch = e
 	return l.perm
-}
-
-// shuffle sets p to a uniformly random permutation of 0..len(p)-1, drawn by
-// Fisher-Yates from a PCG generator seeded with (seed, epoch). The bounded
-// draws are done here rather than by math/rand so that the order depends only
-// on PCG's output, which math/rand/v2 specifies.
-func shuffle(p []uint32, seed int64, epoch int) {
-	for i := range p {
-		p[i] = uint32(i)
-	}
-	g := rand.NewPCG(uint64(seed), uint64(epoch))
-	for i := len(p) - 1; i > 0; i-- {
-		j := uniform(g, uint64(i)+1)
-		p[i], p[j] = p[j], p[i]
-	}
-}
-
-// uniform returns a uniform value in [0, n) (Lemire's method).
-func uniform(g *rand.PCG, n uint64) uint64 {
-	hi, lo := bits.Mul64(g.Uint64(), n)
-	if lo < n {
-		thresh := -n % n
-		for lo < thresh {
-			hi, lo = bits.Mul64(g.Uint64(), n)
-		}
-	}
-	return hi
 }

@@ -287,33 +287,3 @@ func TestLoaderErrors(t *testing.T) {
 		}
 	}
 }
-
-// TestShuffleGolden pins the training order: a checkpoint written by one build
-// must resume identically in the next.
-func TestShuffleGolden(t *testing.T) {
-	p := make([]uint32, 10)
-	shuffle(p, 1, 0)
-	got0 := slices.Clone(p)
-	shuffle(p, 1, 1)
-	want0 := []uint32{7, 6, 1, 3, 2, 4, 8, 9, 0, 5}
-	want1 := []uint32{2, 5, 8, 3, 4, 1, 7, 6, 0, 9}
-	if !slices.Equal(got0, want0) || !slices.Equal(p, want1) {
-		t.Errorf("shuffle changed:\n got %v %v\nwant %v %v", got0, p, want0, want1)
-	}
-}
-
-// TestShuffleUniform checks roughly that every window is equally likely first.
-func TestShuffleUniform(t *testing.T) {
-	const n, trials = 8, 16000
-	var first [n]int
-	p := make([]uint32, n)
-	for s := range trials {
-		shuffle(p, int64(s), 3)
-		first[p[0]]++
-	}
-	for i, c := range first {
-		if c < trials/n*8/10 || c > trials/n*12/10 {
-			t.Errorf("window %d first %d times in %d trials", i, c, trials)
-		}
-	}
-}

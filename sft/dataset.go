@@ -3,9 +3,8 @@ package sft
 import (
 	"errors"
 	"fmt"
-	"math/bits"
-	"math/rand/v2"
 
+	"github.com/shoggo/shoggo/data"
 	"github.com/shoggo/shoggo/model"
 )
 
@@ -139,7 +138,7 @@ func (d *Dataset) planFor(e int) [][][]int {
 	if d.planEpoch == e {
 		return d.plan
 	}
-	order := Shuffle(len(d.ex), d.cfg.Seed, e)
+	order := data.Shuffle(len(d.ex), d.cfg.Seed, e)
 	lens := make([]int, len(d.ex))
 	for i, x := range d.ex {
 		lens[i] = len(x.IDs)
@@ -179,33 +178,4 @@ func Batches(examples []Encoded, B, T int, padID int32, pack bool) []*model.Batc
 		out = append(out, PadBatch(ids[i:j], labels[i:j], B, T, padID))
 	}
 	return out
-}
-
-// Shuffle returns a permutation of 0..n-1 drawn by Fisher-Yates from a PCG
-// generator seeded with (seed, epoch). The bounded draws are done here
-// rather than by math/rand so that the order depends only on PCG's output,
-// which math/rand/v2 specifies.
-func Shuffle(n int, seed int64, epoch int) []int {
-	p := make([]int, n)
-	for i := range p {
-		p[i] = i
-	}
-	g := rand.NewPCG(uint64(seed), uint64(epoch))
-	for i := n - 1; i > 0; i-- {
-		j := uniform(g, uint64(i)+1)
-		p[i], p[j] = p[j], p[i]
-	}
-	return p
-}
-
-// uniform returns a uniform value in [0, n) (Lemire's method).
-func uniform(g *rand.PCG, n uint64) uint64 {
-	hi, lo := bits.Mul64(g.Uint64(), n)
-	if lo < n {
-		thresh := -n % n
-		for lo < thresh {
-			hi, lo = bits.Mul64(g.Uint64(), n)
-		}
-	}
-	return hi
 }
