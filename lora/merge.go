@@ -2,9 +2,7 @@ package lora
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -12,6 +10,7 @@ import (
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/nn"
 	"github.com/shoggo/shoggo/tensor"
+	"github.com/shoggo/shoggo/tokenizer"
 )
 
 // Merge folds the adapters into the base weights, W += scaling · B A (for
@@ -61,18 +60,12 @@ func Merge(m *model.Transformer, a *Adapters) error {
 	return nil
 }
 
-// tokenizerFiles are copied from the base directory by MergeDir when present.
-var tokenizerFiles = []string{
-	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-	"vocab.json", "merges.txt", "encoder.json", "vocab.bpe", "tokenizer.model", "chat_template.jinja",
-	"chat_template.json", "generation_config.json",
-}
-
 // MergeDir loads the Hugging Face model in baseDir (fp32 on the CPU), applies
 // the PEFT adapter in adapterDir, merges it and writes the merged model to
 // outDir as a Hugging Face directory, in the dtype the base's config.json
 // names (torch_dtype or dtype: float16/bfloat16, else float32). Tokenizer
-// files and generation_config.json found in baseDir are copied.
+// files (tokenizer.FileNames) and generation_config.json found in baseDir
+// are copied (tokenizer.CopyFiles).
 func MergeDir(baseDir, adapterDir, outDir string) error {
 	if same(baseDir, outDir) {
 		return fmt.Errorf("merge: output directory %s is the base directory", outDir)
@@ -100,19 +93,8 @@ func MergeDir(baseDir, adapterDir, outDir string) error {
 	if err := m.SaveHF(outDir, model.SaveOptions{DType: dt}); err != nil {
 		return err
 	}
-	for _, name := range tokenizerFiles {
-		data, err := os.ReadFile(filepath.Join(baseDir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := model.WriteFileAtomic(filepath.Join(outDir, name), data); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = tokenizer.CopyFiles(baseDir, outDir, "generation_config.json")
+	return err
 }
 
 func same(a, b string) bool {

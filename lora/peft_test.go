@@ -373,6 +373,11 @@ func TestMergeDir(t *testing.T) {
 			if err := MergeDir(filepath.Join(modelsDir, base), adapter, out); err != nil {
 				t.Fatal(err)
 			}
+			// generation_config.json is copied with the tokenizer files.
+			want, _ := os.ReadFile(filepath.Join(modelsDir, base, "generation_config.json"))
+			if got, err := os.ReadFile(filepath.Join(out, "generation_config.json")); err != nil || string(got) != string(want) {
+				t.Errorf("generation_config.json not copied: %v", err)
+			}
 			m, warnings, err := model.LoadHF(out, cpu.New(), tensor.F32, false)
 			if err != nil {
 				t.Fatal(err)
