@@ -9,6 +9,7 @@ import (
 
 	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/backend/cpu"
+	"github.com/shoggo/shoggo/internal/gradcheck"
 	"github.com/shoggo/shoggo/safetensors"
 	"github.com/shoggo/shoggo/tensor"
 )
@@ -279,5 +280,57 @@ func TestSeqLogProbsErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one mentioning %q", c.name, err, c.want)
 		}
+	}
+}
+
+// Whole-model gradient of sum_b c_b·logp_b (SeqLogProbsBackward then
+// Backward) against central finite differences in float64, on right-padded
+// rows with masked targets; tolerance as TestWholeModelGradients: eps 1e-5,
+// |fd - analytic| <= 1e-8 + 1e-5·max(|fd|, |analytic|).
+func TestSeqLogProbsWholeModelGradients(t *testing.T) {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama"} {
+		t.Run(preset, func(t *testing.T) {
+			cfg, _ := LookupPreset(preset)
+			cfg.NumHiddenLayers, cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize = 2, 16, 24, 23
+			cfg.NumAttentionHeads, cfg.NumKeyValueHeads = 4, 2
+			if cfg.Family() == GPT2 {
+				cfg.NumKeyValueHeads = 4
+			}
+			m, err := New(cfg, cpu.New(), tensor.F64, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.ChunkRows = 3
+			rng := rand.New(rand.NewPCG(7, 8))
+			randomize(m, rng, 0.3)
+			b := testBatch(rng, 3, 5, cfg.VocabSize, "padding")
+			coef := []float64{0.7, -1.3, 0.4}
+			lp := make([]float64, b.B)
+			loss := func() float64 {
+				if err := m.Forward(b); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.SeqLogProbs(b, lp); err != nil {
+					t.Fatal(err)
+				}
+				var s float64
+				for i, v := range lp {
+					s += coef[i] * v
+				}
+				return s
+			}
+			m.ZeroGrad()
+			loss()
+			if err := m.SeqLogProbsBackward(b, coef); err != nil {
+				t.Fatal(err)
+			}
+			m.Backward(b)
+			for _, p := range m.Params.Tensors() {
+				grad := append([]float64(nil), m.Grads.Get(p.Name).F64...)
+				if err := gradcheck.Check(p.Name, p.F64, grad, gradcheck.Sample(p.Numel(), 5), 1e-5, 1e-8, 1e-5, loss); err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }
