@@ -334,3 +334,50 @@ func TestSeqLogProbsWholeModelGradients(t *testing.T) {
 		})
 	}
 }
+
+// A DPO reference model: frozen, token embedding and LM head in bf16
+// (HalfEmbeddings). Its log-probs and DHidden equal those of the fp32 model
+// whose tables are rounded to bf16 (1e-5 relative: the split GEMMs of the
+// bf16 head may sum in another order).
+func TestSeqLogProbsHalfEmbeddings(t *testing.T) {
+	dir := "../testdata/models/llama"
+	ref, _, err := LoadHF(dir, cpu.New(), tensor.F32, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTables(ref)
+	hm, _, err := LoadHFFrozenOpts(dir, cpu.New(), tensor.F32, false, FrozenOptions{HalfEmbeddings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hm.LMHead.DType != tensor.BF16 {
+		t.Fatalf("LM head is %s", hm.LMHead.DType)
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	b := testBatch(rng, 2, 6, ref.Cfg.VocabSize, "padding")
+	dout := []float64{0.5, -2}
+	var lps [2][]float64
+	var dhs [2][]float32
+	for i, m := range []*Transformer{ref, hm} {
+		m.ChunkRows = 4
+		if err := m.Forward(b); err != nil {
+			t.Fatal(err)
+		}
+		lps[i] = make([]float64, b.B)
+		if err := m.SeqLogProbs(b, lps[i]); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SeqLogProbsBackward(b, dout); err != nil {
+			t.Fatal(err)
+		}
+		dhs[i] = append([]float32(nil), m.DHidden().F32...)
+	}
+	for i := range lps[0] {
+		if d := math.Abs(lps[1][i] - lps[0][i]); d > 1e-5*math.Abs(lps[0][i]) {
+			t.Errorf("row %d: bf16 head %.9g, fp32 %.9g", i, lps[1][i], lps[0][i])
+		}
+	}
+	if e := relErr(dhs[1], dhs[0]); e > 1e-5 {
+		t.Errorf("DHidden differs by %.3g relative", e)
+	}
+}
