@@ -7,12 +7,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/shoggo/shoggo/backend/cpu"
+	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/model"
-	"github.com/shoggo/shoggo/tensor"
+	"github.com/shoggo/shoggo/recipe"
 	"github.com/shoggo/shoggo/tokenizer"
 )
 
@@ -34,26 +33,13 @@ func runGenerate(args []string) error {
 	stops := fs.String("stop", "", "comma-separated stop strings")
 	chat := fs.Bool("chat", false, "interactive chat using the ChatML template")
 	system := fs.String("system", "", "system message for --chat")
+	dev := fs.String("device", "", "compute device: "+device.Names)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	m, warns, err := model.LoadForInference(*dir, cpu.New(), tensor.F32)
+	m, tok, eos, err := recipe.LoadForGeneration(*dir, *tokPath, *dev, os.Stderr)
 	if err != nil {
 		return err
-	}
-	for _, w := range warns {
-		fmt.Fprintln(os.Stderr, "warning:", w)
-	}
-	if *tokPath == "" {
-		*tokPath = filepath.Join(*dir, "tokenizer.json")
-	}
-	tok, err := tokenizer.Load(*tokPath)
-	if err != nil {
-		return err
-	}
-	eos := tok.EOS()
-	if m.Cfg.EOSTokenID != nil && eos < 0 {
-		eos = int32(*m.Cfg.EOSTokenID)
 	}
 	opt := model.SampleOptions{Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep}
 	rng := rand.New(rand.NewPCG(*seed, 0xdec0de))
