@@ -43,26 +43,19 @@ func runGenerate(args []string) error {
 	}
 	opt := model.SampleOptions{Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep}
 	rng := rand.New(rand.NewPCG(*seed, 0xdec0de))
-	var stopList []string
-	if *stops != "" {
-		stopList = strings.Split(*stops, ",")
-	}
+	stopList := splitList(*stops)
 	g, err := m.NewGenerator(0)
 	if err != nil {
 		return err
 	}
 	if !*chat {
-		p := *prompt
-		if p == "" {
-			b, err := io.ReadAll(os.Stdin)
-			if err != nil {
-				return err
-			}
-			p = string(b)
+		p, err := promptText(*prompt)
+		if err != nil {
+			return err
 		}
 		ids := tok.Encode(p)
 		fmt.Print(p)
-		_, err := stream(g, tok, ids, *maxNew, opt, eos, stopList, rng, os.Stdout)
+		_, err = stream(g, tok, ids, *maxNew, opt, eos, stopList, rng, os.Stdout)
 		fmt.Println()
 		return err
 	}
@@ -101,6 +94,23 @@ func runGenerate(args []string) error {
 		}
 		msgs = append(msgs, tokenizer.Message{Role: "assistant", Content: reply})
 	}
+}
+
+// promptText is p, or all of stdin when p is empty.
+func promptText(p string) (string, error) {
+	if p != "" {
+		return p, nil
+	}
+	b, err := io.ReadAll(os.Stdin)
+	return string(b), err
+}
+
+// splitList splits a comma-separated flag value (nil for "").
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // stream feeds the prompt, then samples and prints tokens as they come,
