@@ -23,7 +23,7 @@ const qloraGCEvery = 256 << 20
 // built or loaded (one layer at a time, from a temporary fp32 copy), so the
 // base is held in about 4.1 bits per weight. The layers compute in fp32:
 // forward and the input gradient dequantize panels on the fly
-// (quant.Linear). Norms stay fp32; loadBase keeps the token embedding and
+// (quant.Linear). Norms stay fp32; LoadBase keeps the token embedding and
 // LM head in bf16 (model.FrozenOptions.HalfEmbeddings).
 //
 // Each fp32 copy the model hands over is garbage once the layer is
