@@ -144,7 +144,9 @@ type Module struct {
 	DA, DB  *tensor.Tensor
 	Views   []*Linear
 
-	// dropout: one mask per forward pass, shared by the views
+	// dropout: one mask per forward pass, shared by the views; pcg is
+	// rng's source, saved by training checkpoints (DropoutState)
+	pcg      *rand.PCG
 	rng      *rand.Rand
 	mask     []uint64 // bit i set: element i of the (N, in) input is kept
 	maskN    int      // rows the mask covers
@@ -352,7 +354,8 @@ func apply(m *model.Transformer, cfg Config, strict bool) (*Adapters, error) {
 		md := &Module{Name: p.path, R: cfg.R, Scaling: scaling}
 		md.A, md.B = params.Get(md.KeyA()), params.Get(md.KeyB())
 		md.DA, md.DB = grads.Get(md.KeyA()), grads.Get(md.KeyB())
-		md.rng = rand.New(rand.NewPCG(cfg.Seed, 0x64726f70<<16+uint64(i))) // "drop"
+		md.pcg = rand.NewPCG(cfg.Seed, 0x64726f70<<16+uint64(i)) // "drop"
+		md.rng = rand.New(md.pcg)
 		// nn.init.kaiming_uniform_(A, a=sqrt(5)): gain sqrt(2/(1+5)),
 		// bound = gain*sqrt(3/fan_in) = 1/sqrt(in).
 		bound := 1 / math.Sqrt(float64(dims[i][0]))

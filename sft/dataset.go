@@ -1,6 +1,7 @@
 package sft
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -132,6 +133,27 @@ func (d *Dataset) Restore(st DatasetState) error {
 	}
 	d.epoch, d.index = st.Epoch, st.Index
 	return nil
+}
+
+// Fill sets every micro[i] to the next batch: a Dataset is a training
+// source for the trainer harness (train.Source).
+func (d *Dataset) Fill(micro []*model.Batch) error {
+	for i := range micro {
+		micro[i], _ = d.Next()
+	}
+	return nil
+}
+
+// MarshalState returns Position as JSON.
+func (d *Dataset) MarshalState() ([]byte, error) { return json.Marshal(d.Position()) }
+
+// RestoreState restores a position MarshalState returned (see Restore).
+func (d *Dataset) RestoreState(b []byte) error {
+	var st DatasetState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("sft: dataset state: %w", err)
+	}
+	return d.Restore(st)
 }
 
 func (d *Dataset) planFor(e int) [][][]int {

@@ -1,5 +1,10 @@
-// Package train holds shoggo's training recipes and what they share:
-// the optimisation step with gradient accumulation and training checkpoints.
+// Package train is shoggo's trainer harness, shared by every training loop
+// (pre-training, SFT and LoRA; reward models and preference/RL methods
+// next): the optimisation step over an Objective and a Trainable with
+// gradient accumulation and clipping, AdamW and the LR schedule, metrics,
+// progress, plots, summary.json, checkpoints with bit-exact resume, signal
+// and time-limit handling. The recipes that drive it live in package
+// recipe.
 package train
 
 import (
@@ -24,8 +29,12 @@ type State struct {
 	RNG []byte `json:"rng"`
 	// Data is the data loader's position, as the loader marshals it.
 	Data json.RawMessage `json:"data,omitempty"`
-	// Extra holds recipe-specific values (best validation loss, ...).
+	// Extra holds recipe-specific values (best validation loss, the
+	// evaluation before training, ...).
 	Extra map[string]float64 `json:"extra,omitempty"`
+	// Aux holds further marshalled state by name (Trainable.State: the
+	// LoRA dropout streams).
+	Aux map[string][]byte `json:"aux,omitempty"`
 }
 
 const (
@@ -38,10 +47,18 @@ func CheckpointName(step int) string { return fmt.Sprintf("step-%08d", step) }
 
 // SaveCheckpoint writes root/step-NNNNNNNN: the model as a Hugging Face
 // directory (usable by generate), the optimizer moments and the trainer
-// state. The directory is assembled under a temporary name, every file
+// state. See SaveCheckpointWith.
+func SaveCheckpoint(root string, m *model.Transformer, opt *optim.AdamW, st State) (string, error) {
+	tr := FullTrainable(m)
+	return SaveCheckpointWith(root, tr.saveWeights, opt, st)
+}
+
+// SaveCheckpointWith writes root/step-NNNNNNNN: the weights (saveWeights
+// writes them into the directory it is given), the optimizer moments and
+// the trainer state. The directory is assembled under a temporary name, every file
 // fsynced, then renamed into place, and root/latest is updated atomically
 // last: a crash at any point leaves the previous checkpoint intact.
-func SaveCheckpoint(root string, m *model.Transformer, opt *optim.AdamW, st State) (string, error) {
+func SaveCheckpointWith(root string, saveWeights func(dir string) error, opt *optim.AdamW, st State) (string, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
@@ -52,7 +69,7 @@ func SaveCheckpoint(root string, m *model.Transformer, opt *optim.AdamW, st Stat
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	if err := m.SaveHF(tmp, model.SaveOptions{DType: tensor.F32}); err != nil {
+	if err := saveWeights(tmp); err != nil {
 		return "", err
 	}
 	if opt != nil {
@@ -123,6 +140,37 @@ func LatestCheckpoint(root string) (string, error) {
 // LoadCheckpoint restores weights, optimizer moments and step into m and
 // opt (already built with the same config) and returns the trainer state.
 func LoadCheckpoint(path string, m *model.Transformer, opt *optim.AdamW) (State, error) {
+	tr := FullTrainable(m)
+	return LoadCheckpointWith(path, tr.loadWeights, opt)
+}
+
+// loadModelWeights loads the HF directory dir (a checkpoint of a model with
+// the same config) into m.
+func loadModelWeights(dir string, m *model.Transformer) error {
+	cfg, err := model.LoadConfig(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return err
+	}
+	if *cfg != m.Cfg {
+		a, _ := cfg.HFJSON()
+		b, _ := m.Cfg.HFJSON()
+		if string(a) != string(b) {
+			return fmt.Errorf("%s: checkpoint config differs from the model's", dir)
+		}
+	}
+	w, err := safetensors.OpenSharded(dir)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	_, err = m.LoadWeights(w, dir)
+	return err
+}
+
+// LoadCheckpointWith restores the weights (loadWeights reads them from the
+// checkpoint directory), the optimizer moments and step into opt (built
+// over the same parameters) and returns the trainer state.
+func LoadCheckpointWith(path string, loadWeights func(dir string) error, opt *optim.AdamW) (State, error) {
 	var st State
 	data, err := os.ReadFile(filepath.Join(path, stateFile))
 	if err != nil {
@@ -134,23 +182,7 @@ func LoadCheckpoint(path string, m *model.Transformer, opt *optim.AdamW) (State,
 	if st.Step < 0 {
 		return st, fmt.Errorf("%s: negative step %d", filepath.Join(path, stateFile), st.Step)
 	}
-	cfg, err := model.LoadConfig(filepath.Join(path, "config.json"))
-	if err != nil {
-		return st, err
-	}
-	if *cfg != m.Cfg {
-		a, _ := cfg.HFJSON()
-		b, _ := m.Cfg.HFJSON()
-		if string(a) != string(b) {
-			return st, fmt.Errorf("%s: checkpoint config differs from the model's", path)
-		}
-	}
-	w, err := safetensors.OpenSharded(path)
-	if err != nil {
-		return st, err
-	}
-	defer w.Close()
-	if _, err := m.LoadWeights(w, path); err != nil {
+	if err := loadWeights(path); err != nil {
 		return st, err
 	}
 	if opt != nil {

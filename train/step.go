@@ -2,9 +2,13 @@ package train
 
 import (
 	"fmt"
+	"math"
+	"path/filepath"
 
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
+	"github.com/shoggo/shoggo/safetensors"
+	"github.com/shoggo/shoggo/tensor"
 )
 
 // Params returns the model's trainable tensors for the optimizer, grouped by
@@ -21,26 +25,131 @@ func Params(m *model.Transformer) []optim.Param {
 // CountTargets counts the positions that contribute to the loss.
 func CountTargets(batches []*model.Batch) int { return model.CountTargets(batches) }
 
+// Stateful is random or positional state a checkpoint saves besides the
+// weights and the optimizer (rand.PCG implements it).
+type Stateful interface {
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}
+
+// Trainable is the set of tensors a run updates, and how to save them: the
+// whole model's parameters (FullTrainable) or only adapters (LoRA).
+type Trainable struct {
+	Params   []optim.Param
+	Grads    []*tensor.Tensor
+	ZeroGrad func()
+	// Save writes the trained result (an HF model directory or a PEFT
+	// adapter) to dir.
+	Save func(dir string) error
+	// SaveWeights and LoadWeights checkpoint the trained tensors bit for
+	// bit; nil: the Params' tensors in dir/trainable.safetensors.
+	SaveWeights, LoadWeights func(dir string) error
+	// SetTraining switches stochastic layers (LoRA dropout) on (training)
+	// or off (evaluation); nil: nothing to switch.
+	SetTraining func(on bool)
+	// State is extra state checkpoints save, by name (the LoRA dropout
+	// streams).
+	State map[string]Stateful
+}
+
+const trainableFile = "trainable.safetensors"
+
+func (tr *Trainable) saveWeights(dir string) error {
+	if tr.SaveWeights != nil {
+		return tr.SaveWeights(dir)
+	}
+	ts := make([]*tensor.Tensor, len(tr.Params))
+	for i, p := range tr.Params {
+		ts[i] = p.W
+	}
+	return safetensors.Write(filepath.Join(dir, trainableFile), ts, nil)
+}
+
+func (tr *Trainable) loadWeights(dir string) error {
+	if tr.LoadWeights != nil {
+		return tr.LoadWeights(dir)
+	}
+	f, err := safetensors.Open(filepath.Join(dir, trainableFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range tr.Params {
+		if err := f.ReadInto(p.W.Name, p.W); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (tr *Trainable) setTraining(on bool) {
+	if tr.SetTraining != nil {
+		tr.SetTraining(on)
+	}
+}
+
+// FullTrainable makes every model parameter trainable. Its checkpoints hold
+// the model as an fp32 HF directory (usable by generate).
+func FullTrainable(m *model.Transformer) Trainable {
+	return Trainable{Params: Params(m), Grads: m.Grads.Tensors(), ZeroGrad: m.ZeroGrad,
+		Save:        func(dir string) error { return m.SaveHF(dir, model.SaveOptions{}) },
+		SaveWeights: func(dir string) error { return m.SaveHF(dir, model.SaveOptions{DType: tensor.F32}) },
+		LoadWeights: func(dir string) error { return loadModelWeights(dir, m) }}
+}
+
 // StepResult reports one optimisation step.
 type StepResult struct {
-	Loss     float64 // mean loss per counted token over all micro-batches
-	Tokens   int     // counted target tokens
+	Loss     float64 // mean loss per counted unit (token, pair) over all micro-batches
+	Tokens   int     // the objective's count (target tokens for LM)
 	GradNorm float64 // before clipping
 	Skipped  bool    // non-finite gradient: no update was made
 }
 
-// Step runs one optimisation step over the micro-batches (gradient
-// accumulation) for every parameter of m: see StepTrainable.
+// Step runs one language-model optimisation step over the micro-batches
+// (gradient accumulation) for every parameter of m: see StepWith.
 func Step(m *model.Transformer, opt *optim.AdamW, micro []*model.Batch, lr, clip float64) (StepResult, error) {
-	return StepTrainable(m, FullTrainable(m), opt, micro, lr, clip)
+	return StepWith(m, FullTrainable(m), LM{}, opt, micro, lr, clip)
+}
+
+// StepWith is one optimisation step of any objective over any Trainable:
+// gradient accumulation over the micro-batches with the loss normalised by
+// obj.Count of all of them, global-norm clipping of tr.Grads, one AdamW
+// update (skipped, and reported, when the gradient norm is not finite).
+func StepWith(m *model.Transformer, tr Trainable, obj Objective, opt *optim.AdamW, micro []*model.Batch, lr, clip float64) (StepResult, error) {
+	var r StepResult
+	r.Tokens = obj.Count(micro)
+	if r.Tokens <= 0 {
+		return r, fmt.Errorf("step: nothing to train on in %d micro-batches", len(micro))
+	}
+	scale := 1 / float64(r.Tokens)
+	tr.ZeroGrad()
+	var sum float64
+	for _, b := range micro {
+		s, err := obj.ForwardBackward(m, b, scale)
+		if err != nil {
+			return r, err
+		}
+		sum += s
+	}
+	r.Loss = sum * scale
+	r.GradNorm = optim.ClipGradNorm(tr.Grads, clip)
+	if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
+		r.Skipped = true
+		return r, nil
+	}
+	opt.Step(lr)
+	return r, nil
 }
 
 // Evaluate returns the mean loss per counted token over batches, without
-// gradients.
+// gradients (re-planning m for each batch shape as needed).
 func Evaluate(m *model.Transformer, batches []*model.Batch) (float64, error) {
 	var sum float64
 	var n int
 	for _, b := range batches {
+		if err := ensurePlan(m, b); err != nil {
+			return 0, err
+		}
 		if err := m.Forward(b); err != nil {
 			return 0, err
 		}

@@ -1,28 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/pprof"
-	"slices"
-	"strings"
-	"syscall"
-	"text/tabwriter"
-	"time"
-	"unsafe"
 
-	"github.com/shoggo/shoggo/backend/cpu"
 	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/internal/parallel"
+	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
-	"github.com/shoggo/shoggo/optim"
-	"github.com/shoggo/shoggo/tensor"
-	"github.com/shoggo/shoggo/train"
+	"github.com/shoggo/shoggo/recipe"
 )
 
 func init() {
@@ -34,394 +23,54 @@ func init() {
 // base clock. Boost clocks run above it (see --peak-per-core).
 const defaultPeakPerCore = 78.0
 
-var peakPerCore = defaultPeakPerCore
-
-type benchOpts struct {
-	preset         string
-	batch, seq     int
-	steps, warmup  int
-	threads        int
-	cpuprofile     string
-	gemmSecs       float64
-	noGemm, noStep bool
-	seed           uint64
-}
-
 func runBench(args []string) error {
-	o := benchOpts{preset: "gpt2", batch: 4, seq: 64, steps: 5, warmup: 2, gemmSecs: 0.3, seed: 1}
+	o := recipe.BenchOptions{Preset: "gpt2", Batch: 4, Seq: 64, Steps: 5, Warmup: 2, GemmSecs: 0.3, Seed: 1}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.StringVar(&o.preset, "preset", o.preset, "model preset (see: shoggo presets)")
-	fs.IntVar(&o.batch, "batch", o.batch, "batch size (sequences)")
-	fs.IntVar(&o.seq, "seq", o.seq, "sequence length")
-	fs.IntVar(&o.steps, "steps", o.steps, "timed training steps")
-	fs.IntVar(&o.warmup, "warmup", o.warmup, "untimed training steps first")
-	fs.IntVar(&o.threads, "threads", 0, "CPU threads (default: all)")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a pprof CPU profile of the timed training steps to this file")
-	fs.Float64Var(&o.gemmSecs, "gemm-time", o.gemmSecs, "seconds to time each GEMM shape for")
-	fs.BoolVar(&o.noGemm, "no-gemm", false, "skip the GEMM table")
-	fs.BoolVar(&o.noStep, "no-step", false, "skip the training-step benchmark")
-	fs.Uint64Var(&o.seed, "seed", o.seed, "random seed for weights and tokens")
-	fs.Float64Var(&peakPerCore, "peak-per-core", defaultPeakPerCore, "fp32 GFLOP/s of one core, for the % of peak")
+	fs.StringVar(&o.Preset, "preset", o.Preset, "model preset (see: shoggo presets)")
+	fs.IntVar(&o.Batch, "batch", o.Batch, "batch size (sequences)")
+	fs.IntVar(&o.Seq, "seq", o.Seq, "sequence length")
+	fs.IntVar(&o.Steps, "steps", o.Steps, "timed training steps")
+	fs.IntVar(&o.Warmup, "warmup", o.Warmup, "untimed training steps first")
+	threads := fs.Int("threads", 0, "CPU threads (default: all)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a pprof CPU profile of the timed training steps to this file")
+	fs.Float64Var(&o.GemmSecs, "gemm-time", o.GemmSecs, "seconds to time each GEMM shape for")
+	noGemm := fs.Bool("no-gemm", false, "skip the GEMM table")
+	noStep := fs.Bool("no-step", false, "skip the training-step benchmark")
+	fs.Uint64Var(&o.Seed, "seed", o.Seed, "random seed for weights and tokens")
+	fs.Float64Var(&o.PeakPerCore, "peak-per-core", defaultPeakPerCore, "fp32 GFLOP/s of one core, for the % of peak")
+	fs.StringVar(&o.Device, "device", "", "compute device: "+device.Names)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
-	if o.batch < 1 || o.seq < 1 || o.steps < 1 || o.warmup < 0 {
+	if o.Batch < 1 || o.Seq < 1 || o.Steps < 1 || o.Warmup < 0 {
 		return fmt.Errorf("--batch, --seq and --steps must be positive, --warmup >= 0")
 	}
-	if o.threads > 0 {
-		runtime.GOMAXPROCS(o.threads)
+	if *threads > 0 {
+		runtime.GOMAXPROCS(*threads)
 	}
 	nt := runtime.GOMAXPROCS(0)
 	gemm.SetThreads(nt)
 	parallel.SetThreads(nt)
-	cfg, err := model.LookupPreset(o.preset)
+	cfg, err := model.LookupPreset(o.Preset)
 	if err != nil {
 		return err
 	}
 	w := os.Stdout
 	fmt.Fprintf(w, "shoggo bench: preset %s, batch %d, seq %d, %d threads, %s/%s, %s\n",
-		o.preset, o.batch, o.seq, nt, runtime.GOOS, runtime.GOARCH, cpuName())
+		o.Preset, o.Batch, o.Seq, nt, runtime.GOOS, runtime.GOARCH, sysinfo.CPUName())
 	fmt.Fprintf(w, "peak assumption: %d threads x %.0f GFLOP/s fp32 per core (--peak-per-core; default: 2 FMA x 8 lanes x 2 flops x ~2.45 GHz base clock, boost runs higher) = %.0f GFLOP/s\n",
-		nt, peakPerCore, float64(nt)*peakPerCore)
+		nt, o.PeakPerCore, float64(nt)*o.PeakPerCore)
 	// The step runs first so that peak RSS is the training step's.
-	if !o.noStep {
-		if err := benchStep(w, cfg, o, nt); err != nil {
+	if !*noStep {
+		if err := recipe.BenchStep(w, cfg, o, nt); err != nil {
 			return err
 		}
 	}
-	if !o.noGemm {
-		benchGemm(w, cfg, o, nt)
+	if !*noGemm {
+		recipe.BenchGemm(w, cfg, o, nt)
 	}
 	return nil
-}
-
-// stepFLOPs is the model-FLOPs count of one training step (forward and
-// backward): 6·N per token for the parameter matmuls (N all parameters,
-// tied LM head counted once) plus 12·L·T·C per token for attention's
-// QK^T and PV products (forward 4·L·T·C, backward twice that; the causal
-// mask is not discounted), times B·T tokens.
-func stepFLOPs(cfg *model.Config, B, T int) (total float64, formula string) {
-	n := float64(model.ParamCount(cfg))
-	L, C := float64(cfg.NumHiddenLayers), float64(cfg.HiddenSize)
-	tok := float64(B * T)
-	total = tok * (6*n + 12*L*float64(T)*C)
-	formula = fmt.Sprintf("FLOPs/step = B·T·(6·N + 12·L·T·C) = %d·(6·%d + 12·%d·%d·%d) = %.1f GFLOP",
-		B*T, int64(n), int(L), T, int(C), total/1e9)
-	return total, formula
-}
-
-func benchStep(w *os.File, cfg *model.Config, o benchOpts, nt int) error {
-	be := cpu.New()
-	m, err := model.New(cfg, be, tensor.F32, true)
-	if err != nil {
-		return err
-	}
-	rng := rand.New(rand.NewPCG(o.seed, 0x5eed))
-	m.InitWeights(rng)
-	if err := m.Plan(o.batch, o.seq); err != nil {
-		return err
-	}
-	opt, err := optim.NewAdamW(train.Params(m), optim.DefaultConfig())
-	if err != nil {
-		return err
-	}
-	N := o.batch * o.seq
-	ids := make([]int32, N)
-	for i := range ids {
-		ids[i] = int32(rng.IntN(cfg.VocabSize))
-	}
-	b := &model.Batch{B: o.batch, T: o.seq, IDs: ids, Targets: model.ShiftLabels(ids, o.batch, o.seq)}
-	count := train.CountTargets([]*model.Batch{b})
-	scale := 1 / float64(count)
-	grads := m.Grads.Tensors()
-
-	type times struct{ fwd, bwd, opt, cfwd, cbwd, copt time.Duration }
-	var all []times
-	var loss float64
-	step := func() (times, error) {
-		var t times
-		c0, t0 := cpuTime(), time.Now()
-		if err := m.Forward(b); err != nil {
-			return t, err
-		}
-		c1, t1 := cpuTime(), time.Now()
-		s, _, err := m.Loss(b, scale, true)
-		if err != nil {
-			return t, err
-		}
-		m.Backward(b)
-		c2, t2 := cpuTime(), time.Now()
-		optim.ClipGradNorm(grads, 1)
-		opt.Step(1e-4)
-		m.ZeroGrad() // for the next step (train.Step zeroes first)
-		c3, t3 := cpuTime(), time.Now()
-		loss = s * scale
-		t.fwd, t.bwd, t.opt = t1.Sub(t0), t2.Sub(t1), t3.Sub(t2)
-		t.cfwd, t.cbwd, t.copt = c1-c0, c2-c1, c3-c2
-		return t, nil
-	}
-	m.ZeroGrad()
-	for i := 0; i < o.warmup; i++ {
-		if _, err := step(); err != nil {
-			return err
-		}
-	}
-	if o.cpuprofile != "" {
-		f, err := os.Create(o.cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	for i := 0; i < o.steps; i++ {
-		t, err := step()
-		if err != nil {
-			return err
-		}
-		all = append(all, t)
-	}
-	if o.cpuprofile != "" {
-		pprof.StopCPUProfile()
-	}
-	med := func(f func(times) time.Duration) float64 {
-		v := make([]float64, len(all))
-		for i, t := range all {
-			v[i] = f(t).Seconds() * 1e3
-		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
-	fwd := med(func(t times) time.Duration { return t.fwd })
-	bwd := med(func(t times) time.Duration { return t.bwd })
-	opm := med(func(t times) time.Duration { return t.opt })
-	tot := med(func(t times) time.Duration { return t.fwd + t.bwd + t.opt })
-	minTot := slices.MinFunc(all, func(a, b times) int {
-		return int((a.fwd + a.bwd + a.opt) - (b.fwd + b.bwd + b.opt))
-	})
-	flops, formula := stepFLOPs(cfg, o.batch, o.seq)
-	gflops := flops / (tot / 1e3) / 1e9
-	peak := float64(nt) * peakPerCore
-
-	fmt.Fprintf(w, "\n## training step (%s, %d parameters, B=%d, T=%d, fp32, AdamW, grad clip 1.0)\n", o.preset, m.NumParams(), o.batch, o.seq)
-	fmt.Fprintf(w, "%d warmup + %d timed steps; medians (ms):\n", o.warmup, o.steps)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "forward\tbackward+loss\toptimizer\tstep\tmin step\ttokens/s\tGFLOP/s\t% peak\t")
-	fmt.Fprintf(tw, "%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t(wall ms)\n", fwd, bwd, opm, tot,
-		(minTot.fwd+minTot.bwd+minTot.opt).Seconds()*1e3, float64(N)/(tot/1e3), gflops, 100*gflops/peak)
-	cf := med(func(t times) time.Duration { return t.cfwd })
-	cb := med(func(t times) time.Duration { return t.cbwd })
-	co := med(func(t times) time.Duration { return t.copt })
-	ct := med(func(t times) time.Duration { return t.cfwd + t.cbwd + t.copt })
-	fmt.Fprintf(tw, "%.1f\t%.1f\t%.1f\t%.1f\t\t\t\t\t(CPU ms, all threads; %.0f%% of %d threads busy)\n", cf, cb, co, ct, 100*ct/tot/float64(nt), nt)
-	tw.Flush()
-	fmt.Fprintf(w, "optimizer = grad-norm clip + AdamW step + zeroing the gradients\n")
-	fmt.Fprintf(w, "%s (N = parameters, tied LM head once; attention term not halved for the causal mask)\n", formula)
-	fmt.Fprintf(w, "final loss %.4f (random tokens: ln V = %.4f)\n", loss, logf(cfg.VocabSize))
-	fmt.Fprintf(w, "peak RSS (VmHWM) %.0f MiB\n", float64(vmHWM())/(1<<20))
-	fmt.Fprintf(w, "per-step times (ms, fwd/bwd/opt):")
-	for _, t := range all {
-		fmt.Fprintf(w, " %.0f/%.0f/%.0f", t.fwd.Seconds()*1e3, t.bwd.Seconds()*1e3, t.opt.Seconds()*1e3)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "RESULT impl=shoggo step_ms=%.1f cpu_ms=%.1f tokens_per_s=%.2f rss_mib=%.0f\n",
-		tot, ct, float64(N)/(tot/1e3), float64(vmHWM())/(1<<20))
-	return nil
-}
-
-func logf(v int) float64 { return math.Log(float64(v)) }
-
-// gemmShape is one GEMM call of a training step, with how many times a
-// step makes it.
-type gemmShape struct {
-	name           string
-	transA, transB bool
-	m, n, k        int
-	beta           float32
-	perStep        int
-}
-
-// stepGemms lists the distinct GEMMs of a training step of cfg at (B, T):
-// for each linear (out, in), forward y = x W^T (NT), dx = dy W (NN) and
-// dW = dy^T x (TN); and the LM-head cross-entropy chunk's three products.
-func stepGemms(cfg *model.Config, B, T, chunk int) []gemmShape {
-	N, C, I, L := B*T, cfg.HiddenSize, cfg.IntermediateSize, cfg.NumHiddenLayers
-	hs := cfg.HeadDim()
-	Q, KV := cfg.NumAttentionHeads*hs, cfg.NumKeyValueHeads*hs
-	type lin struct {
-		name    string
-		out, in int
-		count   int
-	}
-	var lins []lin
-	if cfg.Family() == model.GPT2 {
-		lins = []lin{{"qkv", C, C, 3 * L}, {"attn.o", C, C, L}, {"mlp.fc", I, C, L}, {"mlp.proj", C, I, L}}
-	} else {
-		lins = []lin{{"q", Q, C, L}, {"k/v", KV, C, 2 * L}, {"o", C, Q, L}, {"gate/up", I, C, 2 * L}, {"down", C, I, L}}
-	}
-	var out []gemmShape
-	add := func(g gemmShape) {
-		for i := range out {
-			o := &out[i]
-			if o.transA == g.transA && o.transB == g.transB && o.m == g.m && o.n == g.n && o.k == g.k && o.beta == g.beta {
-				o.perStep += g.perStep
-				o.name += "," + g.name
-				return
-			}
-		}
-		out = append(out, g)
-	}
-	for _, l := range lins {
-		beta := float32(0)
-		if cfg.Family() == model.GPT2 {
-			beta = 1 // bias copied into y first
-		}
-		add(gemmShape{l.name + " fwd", false, true, N, l.out, l.in, beta, l.count})
-		add(gemmShape{l.name + " dx", false, false, N, l.in, l.out, 1, l.count})
-		add(gemmShape{l.name + " dW", true, false, l.out, l.in, N, 1, l.count})
-	}
-	rows := min(chunk, B*(T-1))
-	chunks := (B*(T-1) + rows - 1) / rows
-	V := cfg.VocabSize
-	add(gemmShape{"lm-head logits", false, true, rows, V, C, 0, chunks})
-	add(gemmShape{"lm-head dh", false, false, rows, C, V, 1, chunks})
-	add(gemmShape{"lm-head dW", true, false, V, C, rows, 1, chunks})
-	return out
-}
-
-func benchGemm(w *os.File, cfg *model.Config, o benchOpts, nt int) {
-	shapes := stepGemms(cfg, o.batch, o.seq, model.DefaultChunkRows)
-	fmt.Fprintf(w, "\n## GEMM (gemm.Sgemm) on the step's shapes, GFLOP/s (median call), %.1f s per shape and thread count\n", o.gemmSecs)
-	fmt.Fprintf(w, "1 thread: timed by the thread's CPU clock (time the OS gave to other processes left out); %d threads: wall clock\n", nt)
-	threadSet := []int{1}
-	if nt > 1 {
-		threadSet = append(threadSet, nt)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	hdr := "shape\tlayout\tm\tn\tk\tcalls/step"
-	for _, t := range threadSet {
-		hdr += fmt.Sprintf("\t%d thr", t)
-	}
-	fmt.Fprintln(tw, hdr+"\t")
-	rng := rand.New(rand.NewPCG(2, 2))
-	stepTime := make([]float64, len(threadSet))
-	var stepFlops float64
-	for _, s := range shapes {
-		lda, ldb := s.k, s.n
-		if s.transA {
-			lda = s.m
-		}
-		if s.transB {
-			ldb = s.k
-		}
-		a, bm, c := randF32(rng, s.m*s.k), randF32(rng, s.k*s.n), randF32(rng, s.m*s.n)
-		fl := 2 * float64(s.m) * float64(s.n) * float64(s.k)
-		stepFlops += fl * float64(s.perStep)
-		lay := map[bool]string{false: "N", true: "T"}
-		line := fmt.Sprintf("%s\t%s%s\t%d\t%d\t%d\t%d", s.name, lay[s.transA], lay[s.transB], s.m, s.n, s.k, s.perStep)
-		for i, t := range threadSet {
-			gemm.SetThreads(t)
-			call := func() { gemm.Sgemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, lda, bm, ldb, s.beta, c, s.n) }
-			now := wallSeconds
-			if t == 1 {
-				runtime.LockOSThread()
-				now = threadSeconds
-			}
-			call()
-			var ts []float64
-			start := now()
-			for len(ts) < 3 || now()-start < o.gemmSecs {
-				t0 := now()
-				call()
-				ts = append(ts, now()-t0)
-			}
-			if t == 1 {
-				runtime.UnlockOSThread()
-			}
-			slices.Sort(ts)
-			sec := ts[len(ts)/2]
-			stepTime[i] += sec * float64(s.perStep)
-			line += fmt.Sprintf("\t%.1f", fl/sec/1e9)
-		}
-		fmt.Fprintln(tw, line+"\t")
-	}
-	gemm.SetThreads(nt)
-	tw.Flush()
-	for i, t := range threadSet {
-		fmt.Fprintf(w, "all step GEMMs at %d thread(s): %.1f GFLOP in %.0f ms = %.1f GFLOP/s (%.0f%% of %d x %.0f)\n",
-			t, stepFlops/1e9, stepTime[i]*1e3, stepFlops/stepTime[i]/1e9, 100*stepFlops/stepTime[i]/1e9/(float64(t)*peakPerCore), t, peakPerCore)
-	}
-}
-
-func randF32(rng *rand.Rand, n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = rng.Float32()*2 - 1
-	}
-	return v
-}
-
-// vmHWM returns the process's peak resident set size in bytes, from
-// /proc/self/status (0 where there is none).
-func vmHWM() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func cpuName() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "model name"); ok {
-			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-		}
-	}
-	return "unknown CPU"
-}
-
-// cpuTime returns the CPU time (user + system) the process has used, all
-// threads together.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-var epoch = time.Now()
-
-func wallSeconds() float64 { return time.Since(epoch).Seconds() }
-
-// threadSeconds returns the calling OS thread's CPU time in seconds.
-func threadSeconds() float64 {
-	var ts syscall.Timespec
-	const clockThreadCPUTimeID = 3
-	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
-		return wallSeconds()
-	}
-	return float64(ts.Sec) + float64(ts.Nsec)*1e-9
 }

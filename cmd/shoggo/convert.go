@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/shoggo/shoggo/backend/cpu"
+	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
 )
@@ -52,7 +52,11 @@ func runConvert(args []string) error {
 	if err != nil {
 		return err
 	}
-	m, warns, err := model.LoadHF(*in, cpu.New(), tensor.F32, false)
+	be, err := device.Open("cpu")
+	if err != nil {
+		return err
+	}
+	m, warns, err := model.LoadHF(*in, be, tensor.F32, false)
 	if err != nil {
 		return err
 	}

@@ -7,12 +7,11 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 
-	"github.com/shoggo/shoggo/backend/cpu"
+	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/model"
-	"github.com/shoggo/shoggo/tensor"
+	"github.com/shoggo/shoggo/recipe"
 	"github.com/shoggo/shoggo/tokenizer"
 )
 
@@ -34,49 +33,29 @@ func runGenerate(args []string) error {
 	stops := fs.String("stop", "", "comma-separated stop strings")
 	chat := fs.Bool("chat", false, "interactive chat using the ChatML template")
 	system := fs.String("system", "", "system message for --chat")
+	dev := fs.String("device", "", "compute device: "+device.Names)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	m, warns, err := model.LoadForInference(*dir, cpu.New(), tensor.F32)
+	m, tok, eos, err := recipe.LoadForGeneration(*dir, *tokPath, *dev, os.Stderr)
 	if err != nil {
 		return err
-	}
-	for _, w := range warns {
-		fmt.Fprintln(os.Stderr, "warning:", w)
-	}
-	if *tokPath == "" {
-		*tokPath = filepath.Join(*dir, "tokenizer.json")
-	}
-	tok, err := tokenizer.Load(*tokPath)
-	if err != nil {
-		return err
-	}
-	eos := tok.EOS()
-	if m.Cfg.EOSTokenID != nil && eos < 0 {
-		eos = int32(*m.Cfg.EOSTokenID)
 	}
 	opt := model.SampleOptions{Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep}
 	rng := rand.New(rand.NewPCG(*seed, 0xdec0de))
-	var stopList []string
-	if *stops != "" {
-		stopList = strings.Split(*stops, ",")
-	}
+	stopList := splitList(*stops)
 	g, err := m.NewGenerator(0)
 	if err != nil {
 		return err
 	}
 	if !*chat {
-		p := *prompt
-		if p == "" {
-			b, err := io.ReadAll(os.Stdin)
-			if err != nil {
-				return err
-			}
-			p = string(b)
+		p, err := promptText(*prompt)
+		if err != nil {
+			return err
 		}
 		ids := tok.Encode(p)
 		fmt.Print(p)
-		_, err := stream(g, tok, ids, *maxNew, opt, eos, stopList, rng, os.Stdout)
+		_, err = stream(g, tok, ids, *maxNew, opt, eos, stopList, rng, os.Stdout)
 		fmt.Println()
 		return err
 	}
@@ -115,6 +94,23 @@ func runGenerate(args []string) error {
 		}
 		msgs = append(msgs, tokenizer.Message{Role: "assistant", Content: reply})
 	}
+}
+
+// promptText is p, or all of stdin when p is empty.
+func promptText(p string) (string, error) {
+	if p != "" {
+		return p, nil
+	}
+	b, err := io.ReadAll(os.Stdin)
+	return string(b), err
+}
+
+// splitList splits a comma-separated flag value (nil for "").
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // stream feeds the prompt, then samples and prints tokens as they come,

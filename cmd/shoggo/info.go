@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
+	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
 )
 
@@ -36,17 +37,7 @@ func runPresets(args []string) error {
 	return w.Flush()
 }
 
-func human(n float64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", n/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", n/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", n/1e3)
-	}
-	return fmt.Sprintf("%.0f", n)
-}
+func human(n float64) string { return sysinfo.Human(n) }
 
 func runInfo(args []string) error {
 	fs := flag.NewFlagSet("info", flag.ContinueOnError)

@@ -40,7 +40,7 @@ func TestPretrainEndToEndAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"metrics.jsonl", "loss.png", "tokenizer.json", "model/config.json", "model/model.safetensors",
-		"model/tokenizer.json", "model/generation_config.json", "checkpoints/latest"} {
+		"model/tokenizer.json", "model/generation_config.json", "checkpoints/latest", "summary.json"} {
 		if _, err := os.Stat(filepath.Join(a, f)); err != nil {
 			t.Errorf("missing output: %v", err)
 		}
@@ -51,6 +51,20 @@ func TestPretrainEndToEndAndResume(t *testing.T) {
 	}
 	if err := runPretrain(append([]string{"--out", b, "--resume"}, common...)); err != nil {
 		t.Fatal(err)
+	}
+	var sa, sb train.Summary
+	for dir, s := range map[string]*train.Summary{a: &sa, b: &sb} {
+		data, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sa.Recipe != "pretrain" || sa.Steps != 6 || sa.Interrupted || !(sa.Before["val_loss"] > sa.After["val_loss"]) ||
+		sa.FirstLoss != sb.FirstLoss || sa.FinalLoss != sb.FinalLoss || sa.After["val_loss"] != sb.After["val_loss"] {
+		t.Errorf("summaries: straight %+v, resumed %+v", sa, sb)
 	}
 	ma, mb := readMetrics(t, filepath.Join(a, "metrics.jsonl")), readMetrics(t, filepath.Join(b, "metrics.jsonl"))
 	if len(ma) != 6 || len(mb) != 6 {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/shoggo/shoggo/recipe"
 )
 
 // runCaptured runs `shoggo sft args...` and returns what it printed on
@@ -32,17 +34,17 @@ func runCaptured(t *testing.T, args []string) (string, error) {
 }
 
 // lastJSON decodes the bench's one-line JSON summary (its last line).
-func lastJSON(t *testing.T, out string) sftBenchResult {
+func lastJSON(t *testing.T, out string) recipe.SFTBenchResult {
 	t.Helper()
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	var res sftBenchResult
+	var res recipe.SFTBenchResult
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 		t.Fatalf("last line is not the JSON summary: %v\n%s", err, out)
 	}
 	return res
 }
 
-// `sft --bench-steps` builds the model through loadBase (fp32, bf16 and
+// `sft --bench-steps` builds the model through recipe.LoadBase (fp32, bf16 and
 // NF4 bases, with and without checkpointing), runs warmup + timed steps and
 // ends with a JSON summary whose fields add up.
 func TestSFTBench(t *testing.T) {

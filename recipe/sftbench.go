@@ -1,27 +1,28 @@
-package main
+package recipe
 
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/shoggo/shoggo/lora"
+	"github.com/shoggo/shoggo/backend/device"
+	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
 	"github.com/shoggo/shoggo/tokenizer"
 	"github.com/shoggo/shoggo/train"
 )
 
-// sftBenchResult is the one-line JSON summary `shoggo sft --bench-steps`
+// SFTBenchResult is the one-line JSON summary `shoggo sft --bench-steps`
 // prints last (keys are stable; bench/lora_step.sh reads them).
-type sftBenchResult struct {
+type SFTBenchResult struct {
 	Impl              string    `json:"impl"`
 	Preset            string    `json:"preset,omitempty"`
 	Model             string    `json:"model,omitempty"`
@@ -65,12 +66,12 @@ type sftBenchResult struct {
 	ModelFLOPsFormula string    `json:"model_flops_formula"`
 }
 
-// sftBench measures LoRA/full fine-tuning speed and memory at a model's full
+// SFTBench measures LoRA/full fine-tuning speed and memory at a model's full
 // shape on random data: the model comes from --preset (random weights) or
-// --model through loadBase, the same path training takes (so a bf16/fp16
+// --model through LoadBase, the same path training takes (so a bf16/fp16
 // base is built layer by layer through the linear factory and never exists
 // in fp32), adapters come from lora.Apply, and each step is
-// train.StepTrainable (gradient accumulation over --grad-accum micro-batches
+// train.StepWith the LM objective (gradient accumulation over --grad-accum micro-batches
 // of --batch x --max-len uniformly random tokens, every position trained,
 // gradient clipping, AdamW over the adapters or, with --lora-r 0, the whole
 // model). One warmup step runs first, then --bench-steps timed ones.
@@ -85,44 +86,60 @@ type sftBenchResult struct {
 // the training-only peak is reported too.
 //
 // SHOGGO_CPUPROFILE=file writes a pprof CPU profile of the timed steps.
-func sftBench(r sftRecipe) error {
+// The progress lines and, last, the JSON summary go to out.
+func SFTBench(r SFTConfig, out io.Writer) (SFTBenchResult, error) {
+	res, err := sftBench(r, out)
+	if err != nil {
+		return res, err
+	}
+	j, err := json.Marshal(res)
+	if err != nil {
+		return res, err
+	}
+	fmt.Fprintf(out, "%s\n", j)
+	return res, nil
+}
+
+func sftBench(r SFTConfig, out io.Writer) (SFTBenchResult, error) {
+	var res SFTBenchResult
 	if r.Model == "" && r.Preset == "" {
-		return fmt.Errorf("--bench-steps needs --preset NAME (random weights) or --model DIR")
+		return res, fmt.Errorf("--bench-steps needs --preset NAME (random weights) or --model DIR")
 	}
 	if r.Batch < 1 || r.MaxLen < 2 {
-		return fmt.Errorf("--bench-steps: --batch %d and --max-len %d must be >= 1 and >= 2", r.Batch, r.MaxLen)
+		return res, fmt.Errorf("--bench-steps: --batch %d and --max-len %d must be >= 1 and >= 2", r.Batch, r.MaxLen)
 	}
 	accum := max(r.Accum, 1)
-	out := os.Stdout
 	nt := runtime.GOMAXPROCS(0)
-	res := sftBenchResult{Impl: "shoggo", Preset: r.Preset, Model: r.Model, Batch: r.Batch, SeqLen: r.MaxLen,
+	res = SFTBenchResult{Impl: "shoggo", Preset: r.Preset, Model: r.Model, Batch: r.Batch, SeqLen: r.MaxLen,
 		GradAccum: accum, Threads: nt, WarmupSteps: 1, Steps: r.BenchSteps, GradCheckpointing: r.GradCheckpointing,
-		CPU: cpuName(), GOGC: os.Getenv("GOGC"), GoMemLimit: os.Getenv("GOMEMLIMIT"), LoadAvg1: loadAvg1()}
+		CPU: sysinfo.CPUName(), GOGC: os.Getenv("GOGC"), GoMemLimit: os.Getenv("GOMEMLIMIT"), LoadAvg1: sysinfo.LoadAvg1()}
 
-	// Model: the same loadBase as training. A preset needs no tokenizer
+	// Model: the same LoadBase as training. A preset needs no tokenizer
 	// here (the vocabulary is the preset's unless --tokenizer widens it).
 	tok := &tokenizer.Tokenizer{}
 	if r.Tokenizer != "" {
 		var err error
 		if tok, err = tokenizer.Load(r.Tokenizer); err != nil {
-			return err
+			return res, err
 		}
 	}
 	t0 := time.Now()
-	m, err := loadBase(r, tok)
+	be, err := device.Open(r.Device)
 	if err != nil {
-		return err
+		return res, err
+	}
+	m, err := LoadBase(r.BaseConfig, r.LoraR > 0, tok.VocabSize(), r.Seed, be, os.Stderr)
+	if err != nil {
+		return res, err
 	}
 	var tr train.Trainable
 	res.Mode, res.BaseDType = "full", "fp32"
 	if r.LoraR > 0 {
-		adapters, err := lora.Apply(m, lora.Config{R: r.LoraR, Alpha: r.LoraAlpha, Dropout: r.LoraDropout,
-			Targets: strings.Split(r.LoraTargets, ","), UseRSLoRA: r.UseRSLoRA, Seed: r.Seed})
+		adapters, err := ApplyLoRA(m, &r)
 		if err != nil {
-			return err
+			return res, err
 		}
-		m.RecomputeHook = adapters.ReplayMasks
-		tr = train.Trainable{Params: adapters.Params(), Grads: adapters.Grads(), ZeroGrad: adapters.ZeroGrad}
+		tr = train.LoRA(m, adapters)
 		res.Mode, res.Trainable = "lora", adapters.NumTrainable()
 		res.LoraR, res.LoraAlpha, res.LoraDropout, res.LoraTargets = r.LoraR, r.LoraAlpha, r.LoraDropout, r.LoraTargets
 		res.BaseDType = r.BaseDType
@@ -137,20 +154,20 @@ func sftBench(r sftRecipe) error {
 	res.Params = model.ParamCount(&m.Cfg)
 	if r.GradCheckpointing {
 		if err := m.SetCheckpointing(true); err != nil {
-			return err
+			return res, err
 		}
 	}
 	cfg := &m.Cfg
 	B, T := r.Batch, r.MaxLen
 	if T > cfg.MaxPositionEmbeddings {
-		return fmt.Errorf("--max-len %d exceeds the model's max_position_embeddings %d", T, cfg.MaxPositionEmbeddings)
+		return res, fmt.Errorf("--max-len %d exceeds the model's max_position_embeddings %d", T, cfg.MaxPositionEmbeddings)
 	}
 	if err := m.Plan(B, T); err != nil {
-		return err
+		return res, err
 	}
 	res.BuildS = time.Since(t0).Seconds()
-	res.RSSAfterBuildMiB = mib(procStatus("VmRSS"))
-	res.PeakAfterBuildMiB = mib(procStatus("VmHWM"))
+	res.RSSAfterBuildMiB = sysinfo.MiB(sysinfo.ProcStatus("VmRSS"))
+	res.PeakAfterBuildMiB = sysinfo.MiB(sysinfo.ProcStatus("VmHWM"))
 	resetOK := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 
 	name := r.Preset
@@ -181,7 +198,7 @@ func sftBench(r sftRecipe) error {
 	}
 	opt, err := optim.NewAdamW(tr.Params, oc)
 	if err != nil {
-		return err
+		return res, err
 	}
 	lr, clip := r.LR, r.Clip
 	if clip == 0 {
@@ -189,32 +206,32 @@ func sftBench(r sftRecipe) error {
 	}
 	var cpuTimes []float64
 	step := func() (float64, float64, error) {
-		c, t := cpuTime(), time.Now()
-		sr, err := train.StepTrainable(m, tr, opt, micro, lr, clip)
-		cpuTimes = append(cpuTimes, (cpuTime() - c).Seconds())
+		c, t := sysinfo.CPUTime(), time.Now()
+		sr, err := train.StepWith(m, tr, train.LM{}, opt, micro, lr, clip)
+		cpuTimes = append(cpuTimes, (sysinfo.CPUTime() - c).Seconds())
 		return time.Since(t).Seconds(), sr.Loss, err
 	}
 	w, loss, err := step()
 	if err != nil {
-		return fmt.Errorf("warmup step: %w", err)
+		return res, fmt.Errorf("warmup step: %w", err)
 	}
 	res.WarmupS = w
 	fmt.Fprintf(out, "warmup step: %.2f s, loss %.4f (random tokens: ln V = %.4f)\n", w, loss, math.Log(float64(cfg.VocabSize)))
 	if p := os.Getenv("SHOGGO_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
-			return err
+			return res, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return res, err
 		}
 		defer pprof.StopCPUProfile()
 	}
 	for i := 0; i < r.BenchSteps; i++ {
 		s, l, err := step()
 		if err != nil {
-			return fmt.Errorf("step %d: %w", i+1, err)
+			return res, fmt.Errorf("step %d: %w", i+1, err)
 		}
 		res.StepTimesS = append(res.StepTimesS, s)
 		loss = l
@@ -231,15 +248,15 @@ func sftBench(r sftRecipe) error {
 		opt.Step(lr)
 		ot = append(ot, time.Since(t).Seconds())
 	}
-	res.OptimizerS = median(ot)
-	res.StepS = median(res.StepTimesS)
-	res.StepCPUS = median(cpuTimes[1:])
+	res.OptimizerS = sysinfo.Median(ot)
+	res.StepS = sysinfo.Median(res.StepTimesS)
+	res.StepCPUS = sysinfo.Median(cpuTimes[1:])
 	res.StepMinS = slices.Min(res.StepTimesS)
 	res.FwdBwdS = res.StepS - res.OptimizerS
 	res.TokensPerStep = B * T * accum
 	res.TokensPerSec = float64(res.TokensPerStep) / res.StepS
 	res.TokensPerCPUS = float64(res.TokensPerStep) / res.StepCPUS
-	hwm := mib(procStatus("VmHWM"))
+	hwm := sysinfo.MiB(sysinfo.ProcStatus("VmHWM"))
 	res.PeakRSSMiB = math.Max(hwm, res.PeakAfterBuildMiB)
 	if resetOK {
 		res.PeakTrainOnlyMiB = hwm
@@ -248,7 +265,7 @@ func sftBench(r sftRecipe) error {
 	res.ModelGFLOPPerStep = fl * float64(accum) / 1e9
 	res.ModelGFLOPPerSec = res.ModelGFLOPPerStep / res.StepS
 	res.ModelFLOPsFormula = formula
-	res.LoadAvg1 = math.Max(res.LoadAvg1, loadAvg1())
+	res.LoadAvg1 = math.Max(res.LoadAvg1, sysinfo.LoadAvg1())
 
 	fmt.Fprintf(out, "\n%d warmup + %d timed steps (median): %.2f s/step = %.2f s forward+backward + %.4f s optimizer (clip + AdamW over %d parameters)\n",
 		res.WarmupSteps, res.Steps, res.StepS, res.FwdBwdS, res.OptimizerS, res.Trainable)
@@ -260,12 +277,7 @@ func sftBench(r sftRecipe) error {
 		fmt.Fprintf(out, " (build %.0f MiB, training %.0f MiB)", res.PeakAfterBuildMiB, res.PeakTrainOnlyMiB)
 	}
 	fmt.Fprintln(out)
-	j, err := json.Marshal(res)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%s\n", j)
-	return nil
+	return res, nil
 }
 
 // sftStepFLOPs counts the model FLOPs of one micro-batch step. Every
@@ -301,46 +313,4 @@ func boolf(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-// procStatus returns a "kB" field of /proc/self/status in bytes (0 where
-// there is none).
-func procStatus(field string) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, field+":"); ok {
-			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// loadAvg1 is the 1-minute load average (0 where unknown).
-func loadAvg1() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	var l float64
-	fmt.Sscan(string(b), &l)
-	return l
 }

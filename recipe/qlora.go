@@ -1,4 +1,4 @@
-package main
+package recipe
 
 import (
 	"runtime"
@@ -10,20 +10,20 @@ import (
 	"github.com/shoggo/shoggo/tensor"
 )
 
-// qloraQuant is QLoRA's base quantization (Dettmers et al. 2023, and the
+// QLoRAQuant is QLoRA's base quantization (Dettmers et al. 2023, and the
 // bitsandbytes/PEFT recipe): NF4 in blocks of 64 with double quantization
 // of the block absmax (8-bit, blocks of 256).
-var qloraQuant = quant.Options{BlockSize: quant.DefaultBlockSize, DoubleQuant: true}
+var QLoRAQuant = quant.Options{BlockSize: quant.DefaultBlockSize, DoubleQuant: true}
 
 // qloraGCEvery is how many bytes of fp32 temporaries the QLoRA factory is
-// handed between garbage collections (see qloraFactory).
+// handed between garbage collections (see QLoRAFactory).
 const qloraGCEvery = 256 << 20
 
-// qloraFactory quantizes each frozen block linear to NF4 as the model is
+// QLoRAFactory quantizes each frozen block linear to NF4 as the model is
 // built or loaded (one layer at a time, from a temporary fp32 copy), so the
 // base is held in about 4.1 bits per weight. The layers compute in fp32:
 // forward and the input gradient dequantize panels on the fly
-// (quant.Linear). Norms stay fp32; loadBase keeps the token embedding and
+// (quant.Linear). Norms stay fp32; LoadBase keeps the token embedding and
 // LM head in bf16 (model.FrozenOptions.HalfEmbeddings).
 //
 // Each fp32 copy the model hands over is garbage once the layer is
@@ -43,9 +43,9 @@ const qloraGCEvery = 256 << 20
 // a weight is typically far below one NF4 step). The merged fp32 model
 // differs from the model the adapter was trained with only by the NF4 error
 // of the base; `shoggo quantize` it afterwards if a 4-bit model is wanted.
-func qloraFactory(be backend.Backend) (model.LinearFactory, error) {
+func QLoRAFactory(be backend.Backend) (model.LinearFactory, error) {
 	_ = be // quant.Linear runs its own fused kernels on the CPU
-	q := model.QuantizingFactory(quant.NF4, qloraQuant)
+	q := model.QuantizingFactory(quant.NF4, QLoRAQuant)
 	var pending int64
 	return func(name string, w, b *tensor.Tensor) (nn.Layer, error) {
 		l, err := q(name, w, b)

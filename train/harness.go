@@ -1,0 +1,529 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/shoggo/shoggo/model"
+	"github.com/shoggo/shoggo/optim"
+)
+
+// Options are the settings every training loop shares. The yaml keys are
+// the CLI flags' names with underscores, so recipe files embed them inline.
+type Options struct {
+	Out         string  `yaml:"out"`
+	Accum       int     `yaml:"grad_accum"`
+	Steps       int     `yaml:"steps"`
+	LR          float64 `yaml:"lr"`
+	MinLR       float64 `yaml:"min_lr"`
+	Warmup      int     `yaml:"warmup"`
+	Schedule    string  `yaml:"schedule"` // constant | cosine | linear
+	WeightDecay float64 `yaml:"weight_decay"`
+	Beta2       float64 `yaml:"adam_beta2"` // 0: 0.999 (PyTorch's default)
+	Clip        float64 `yaml:"clip"`       // 0: 1
+	EvalEvery   int     `yaml:"eval_every"` // 0: Steps/5
+	SampleEvery int     `yaml:"sample_every"`
+	SaveEvery   int     `yaml:"save_every"` // 0: only when the run ends or stops
+	Seed        uint64  `yaml:"seed"`
+	Resume      bool    `yaml:"resume"`
+	// TimeLimit stops training (saving a checkpoint) after this long; 0: none.
+	TimeLimit time.Duration `yaml:"time_limit"`
+	// StopAfter stops after this many steps of this invocation, as Ctrl-C
+	// would (checkpoint saved); 0: none. For tests and time-sliced runs.
+	StopAfter int `yaml:"stop_after"`
+}
+
+// Source serves each step's micro-batches and saves and restores its
+// position for checkpoints.
+type Source interface {
+	// Fill sets every micro[i] to the next micro-batch (it may refill the
+	// batch in place or replace it).
+	Fill(micro []*model.Batch) error
+	// MarshalState and RestoreState save and restore the position.
+	MarshalState() ([]byte, error)
+	RestoreState([]byte) error
+}
+
+// Trainer is the harness every training loop runs on. Set the fields, then
+// call Run. Everything per micro-batch is the Objective's; the harness's
+// own work is per step (schedule, clipping, AdamW, a metrics line).
+type Trainer struct {
+	Opts      Options
+	Model     *model.Transformer
+	Trainable Trainable
+	Objective Objective
+	Data      Source
+	Log       io.Writer // progress bar and messages
+	// Recipe names the run in summary.json ("pretrain", "sft", ...).
+	Recipe string
+	// FinalDir is where Trainable.Save writes the result (default
+	// Out/final).
+	FinalDir string
+	// Eval, if set, returns named metrics ("val_loss", "exact_match", ...):
+	// before training, every EvalEvery steps and at the end. Stochastic
+	// layers are switched off around it.
+	Eval func() (map[string]float64, error)
+	// Sample, if set, returns a text sample every SampleEvery steps; rng is
+	// the run's random source (checkpointed).
+	Sample func(rng *rand.Rand) string
+
+	// Set by Run.
+	Opt   *optim.AdamW
+	Sched optim.Schedule
+	RNG   *rand.Rand
+
+	pcg     *rand.PCG
+	ckpt    string
+	extra   map[string]float64
+	metrics *os.File
+	enc     *json.Encoder
+	bar     *Progress
+}
+
+// Summary is OUT/summary.json: the run's headline figures. Field names are
+// stable (scripts read them).
+type Summary struct {
+	Recipe      string             `json:"recipe"`
+	Steps       int                `json:"steps"`       // steps done in total (resumed runs included)
+	TotalSteps  int                `json:"total_steps"` // steps the run was configured for
+	Interrupted bool               `json:"interrupted"`
+	Tokens      int64              `json:"tokens"` // tokens processed by this invocation
+	TokPerSec   float64            `json:"tokens_per_s"`
+	ElapsedS    float64            `json:"elapsed_s"`
+	FirstLoss   float64            `json:"first_loss"` // training loss of the run's first step
+	FinalLoss   float64            `json:"final_loss"` // training loss of the last step
+	Before      map[string]float64 `json:"before,omitempty"`
+	After       map[string]float64 `json:"after,omitempty"`
+	Output      string             `json:"output"`     // Trainable.Save's directory
+	Checkpoint  string             `json:"checkpoint"` // the last checkpoint
+}
+
+// Result is what Run returns: the summary.
+type Result = Summary
+
+// Metric is one line of metrics.jsonl. Evaluation metrics other than
+// val_loss are written into the same line under their own names.
+type Metric struct {
+	Step      int                `json:"step"`
+	Tokens    int64              `json:"tokens"`
+	Loss      float64            `json:"loss,omitempty"`
+	ValLoss   float64            `json:"val_loss,omitempty"`
+	LR        float64            `json:"lr,omitempty"`
+	GradNorm  float64            `json:"grad_norm,omitempty"`
+	TokPerSec float64            `json:"tok_per_s,omitempty"`
+	Elapsed   float64            `json:"elapsed_s"`
+	Sample    string             `json:"sample,omitempty"`
+	Eval      map[string]float64 `json:"-"`
+}
+
+// MarshalJSON writes the fields and the evaluation metrics in one object.
+func (m Metric) MarshalJSON() ([]byte, error) {
+	type plain Metric
+	b, err := json.Marshal(plain(m))
+	if err != nil || len(m.Eval) == 0 {
+		return b, err
+	}
+	keys := make([]string, 0, len(m.Eval))
+	for k := range m.Eval {
+		if k != "val_loss" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := m.Eval[k]
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(v)
+		b = append(append(append(append(b[:len(b)-1], ','), kb...), ':'), vb...)
+		b = append(b, '}')
+	}
+	return b, nil
+}
+
+func (t *Trainer) defaults() error {
+	o := &t.Opts
+	o.Accum = max(o.Accum, 1)
+	if o.Steps <= 0 {
+		return fmt.Errorf("train: steps %d must be positive", o.Steps)
+	}
+	if o.Clip == 0 {
+		o.Clip = 1
+	}
+	if o.Schedule == "" {
+		o.Schedule = "cosine"
+	}
+	if o.EvalEvery <= 0 {
+		o.EvalEvery = max(o.Steps/5, 1)
+	}
+	if o.Out == "" {
+		return fmt.Errorf("train: no output directory")
+	}
+	if t.FinalDir == "" {
+		t.FinalDir = filepath.Join(o.Out, "final")
+	}
+	if t.Log == nil {
+		t.Log = io.Discard
+	}
+	if t.Objective == nil {
+		t.Objective = LM{}
+	}
+	return nil
+}
+
+// setup builds the optimizer, schedule and random source and resumes from
+// the latest checkpoint if asked; it returns the step to start at.
+func (t *Trainer) setup() (int, error) {
+	o := &t.Opts
+	oc := optim.DefaultConfig()
+	oc.WeightDecay = o.WeightDecay
+	if o.Beta2 != 0 {
+		oc.Beta2 = o.Beta2
+	}
+	var err error
+	if t.Opt, err = optim.NewAdamW(t.Trainable.Params, oc); err != nil {
+		return 0, err
+	}
+	if t.Sched, err = optim.ParseSchedule(o.Schedule, o.LR, o.MinLR, min(o.Warmup, o.Steps), o.Steps); err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return 0, err
+	}
+	t.ckpt = filepath.Join(o.Out, "checkpoints")
+	t.pcg = rand.NewPCG(o.Seed, 0x5406)
+	t.RNG = rand.New(t.pcg)
+	t.extra = map[string]float64{}
+	if !o.Resume {
+		return 0, nil
+	}
+	return t.resume()
+}
+
+func (t *Trainer) resume() (int, error) {
+	path, err := LatestCheckpoint(t.ckpt)
+	if err != nil {
+		return 0, fmt.Errorf("resume: %w", err)
+	}
+	st, err := LoadCheckpointWith(path, t.Trainable.loadWeights, t.Opt)
+	if err != nil {
+		return 0, fmt.Errorf("resume: %w", err)
+	}
+	if err := t.pcg.UnmarshalBinary(st.RNG); err != nil {
+		return 0, fmt.Errorf("resume: %s: rng state: %w", path, err)
+	}
+	if err := t.Data.RestoreState(st.Data); err != nil {
+		return 0, fmt.Errorf("resume: %s: data position: %w", path, err)
+	}
+	for name, s := range t.Trainable.State {
+		b, ok := st.Aux[name]
+		if !ok {
+			return 0, fmt.Errorf("resume: %s: no %s state", path, name)
+		}
+		if err := s.UnmarshalBinary(b); err != nil {
+			return 0, fmt.Errorf("resume: %s: %s state: %w", path, name, err)
+		}
+	}
+	for k, v := range st.Extra {
+		t.extra[k] = v
+	}
+	fmt.Fprintf(t.Log, "resumed from %s at step %d\n", path, st.Step)
+	return st.Step, nil
+}
+
+// Save writes a checkpoint at step.
+func (t *Trainer) Save(step int) (string, error) {
+	data, err := t.Data.MarshalState()
+	if err != nil {
+		return "", err
+	}
+	rs, err := t.pcg.MarshalBinary()
+	if err != nil {
+		return "", err
+	}
+	st := State{Step: step, RNG: rs, Data: data, Extra: t.extra}
+	for name, s := range t.Trainable.State {
+		b, err := s.MarshalBinary()
+		if err != nil {
+			return "", fmt.Errorf("checkpoint: %s state: %w", name, err)
+		}
+		if st.Aux == nil {
+			st.Aux = map[string][]byte{}
+		}
+		st.Aux[name] = b
+	}
+	return SaveCheckpointWith(t.ckpt, t.Trainable.saveWeights, t.Opt, st)
+}
+
+// evaluate runs the Eval hook with stochastic layers off.
+func (t *Trainer) evaluate() (map[string]float64, error) {
+	if t.Eval == nil {
+		return nil, nil
+	}
+	t.Trainable.setTraining(false)
+	defer t.Trainable.setTraining(true)
+	return t.Eval()
+}
+
+// Run trains from the current weights (or the latest checkpoint, with
+// Resume) to Opts.Steps, or until ctx is cancelled, SIGINT/SIGTERM
+// arrives, the time limit passes or StopAfter steps are done; in those
+// cases it stops cleanly with a checkpoint, and Resume continues bit for
+// bit. It writes Out/metrics.jsonl, Out/loss.png, checkpoints under
+// Out/checkpoints, the result (Trainable.Save) in FinalDir and
+// Out/summary.json.
+func (t *Trainer) Run(ctx context.Context) (Result, error) {
+	var res Result
+	if err := t.defaults(); err != nil {
+		return res, err
+	}
+	start, err := t.setup()
+	if err != nil {
+		return res, err
+	}
+	if err := t.openMetrics(start); err != nil {
+		return res, err
+	}
+	defer t.metrics.Close()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills
+	if start == 0 {
+		ev, err := t.evaluate()
+		if err != nil {
+			return res, err
+		}
+		for k, v := range ev {
+			t.extra["before/"+k] = v
+		}
+		if len(ev) > 0 {
+			fmt.Fprintf(t.Log, "before training:%s\n", formatEval(ev))
+		}
+	}
+	t.Trainable.setTraining(true)
+	res, err = t.loop(ctx, start)
+	if err != nil {
+		return res, err
+	}
+	return t.finish(res)
+}
+
+func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
+	o := &t.Opts
+	res := Result{Recipe: t.Recipe, TotalSteps: o.Steps}
+	micro := make([]*model.Batch, o.Accum)
+	t0 := time.Now()
+	t.bar = NewProgress(t.Log, o.Steps)
+	lastVal := math.NaN()
+	lastEval := -1
+	step := start
+	for ; step < o.Steps; step++ {
+		if ctx.Err() != nil || (o.TimeLimit > 0 && time.Since(t0) > o.TimeLimit) || (o.StopAfter > 0 && step-start >= o.StopAfter) {
+			res.Interrupted = true
+			break
+		}
+		if err := t.Data.Fill(micro); err != nil {
+			return res, fmt.Errorf("step %d: %w", step, err)
+		}
+		lr := t.Sched.LR(step)
+		r, err := StepWith(t.Model, t.Trainable, t.Objective, t.Opt, micro, lr, o.Clip)
+		if err != nil {
+			return res, fmt.Errorf("step %d: %w", step, err)
+		}
+		if r.Skipped {
+			t.bar.Message(fmt.Sprintf("step %d: non-finite gradient norm %v, update skipped", step, r.GradNorm))
+		}
+		for _, b := range micro {
+			res.Tokens += int64(b.B * b.T)
+		}
+		if step == 0 {
+			t.extra["first_loss"] = r.Loss
+		}
+		res.FinalLoss = r.Loss
+		el := time.Since(t0).Seconds()
+		met := Metric{Step: step + 1, Tokens: res.Tokens, Loss: r.Loss, LR: lr, GradNorm: r.GradNorm, TokPerSec: float64(res.Tokens) / el, Elapsed: el}
+		if (step+1)%o.EvalEvery == 0 || step+1 == o.Steps {
+			if err := t.evalInto(&met, &res); err != nil {
+				return res, err
+			}
+			lastVal, lastEval = met.ValLoss, step+1
+		}
+		if t.Sample != nil && o.SampleEvery > 0 && (step+1)%o.SampleEvery == 0 {
+			met.Sample = t.Sample(t.RNG)
+			t.bar.Message(fmt.Sprintf("step %d sample: %q", step+1, met.Sample))
+		}
+		t.enc.Encode(met)
+		t.bar.Update(step+1, r.Loss, lastVal, met.TokPerSec)
+		if o.SaveEvery > 0 && (step+1)%o.SaveEvery == 0 && step+1 < o.Steps {
+			if _, err := t.Save(step + 1); err != nil {
+				return res, err
+			}
+		}
+	}
+	t.bar.Done()
+	res.Steps = step
+	res.ElapsedS = time.Since(t0).Seconds()
+	res.TokPerSec = float64(res.Tokens) / res.ElapsedS
+	if lastEval != step && t.Eval != nil {
+		met := Metric{Step: step, Tokens: res.Tokens, Elapsed: res.ElapsedS}
+		if err := t.evalInto(&met, &res); err != nil {
+			return res, err
+		}
+		t.enc.Encode(met)
+	}
+	return res, nil
+}
+
+// evalInto evaluates, records the metrics in met and res.After and prints
+// them above the bar.
+func (t *Trainer) evalInto(met *Metric, res *Result) error {
+	ev, err := t.evaluate()
+	if err != nil || ev == nil {
+		return err
+	}
+	met.Eval, res.After = ev, ev
+	met.ValLoss = math.NaN()
+	if v, ok := ev["val_loss"]; ok {
+		met.ValLoss = v
+	}
+	if math.IsNaN(met.ValLoss) {
+		met.ValLoss = 0
+	}
+	t.bar.Message(fmt.Sprintf("step %d eval:%s", met.Step, formatEval(ev)))
+	return nil
+}
+
+// formatEval lists metrics as " name value" in name order.
+func formatEval(ev map[string]float64) string {
+	keys := make([]string, 0, len(ev))
+	for k := range ev {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	msg := ""
+	for _, k := range keys {
+		msg += fmt.Sprintf(" %s %.4g", k, ev[k])
+	}
+	return msg
+}
+
+// finish saves the checkpoint, the result, the plot and summary.json.
+func (t *Trainer) finish(res Result) (Result, error) {
+	var err error
+	if res.Checkpoint, err = t.Save(res.Steps); err != nil {
+		return res, err
+	}
+	if res.Interrupted {
+		fmt.Fprintf(t.Log, "stopped at step %d; checkpoint saved, continue with --resume\n", res.Steps)
+	}
+	res.FirstLoss = t.extra["first_loss"]
+	for k, v := range t.extra {
+		if name, ok := cutPrefix(k, "before/"); ok {
+			if res.Before == nil {
+				res.Before = map[string]float64{}
+			}
+			res.Before[name] = v
+		}
+	}
+	t.Trainable.setTraining(false)
+	res.Output = t.FinalDir
+	if err := t.Trainable.Save(t.FinalDir); err != nil {
+		return res, err
+	}
+	t.metrics.Sync()
+	if err := PlotMetrics(filepath.Join(t.Opts.Out, "metrics.jsonl"), filepath.Join(t.Opts.Out, "loss.png")); err != nil {
+		fmt.Fprintf(t.Log, "plot: %v\n", err)
+	}
+	return res, WriteSummary(filepath.Join(t.Opts.Out, "summary.json"), res)
+}
+
+func cutPrefix(s, p string) (string, bool) {
+	if len(s) >= len(p) && s[:len(p)] == p {
+		return s[len(p):], true
+	}
+	return s, false
+}
+
+// WriteSummary writes s as indented JSON, atomically; NaN and infinite
+// figures are left out.
+func WriteSummary(path string, s Summary) error {
+	clean := func(m map[string]float64) map[string]float64 {
+		out := map[string]float64{}
+		for k, v := range m {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	s.Before, s.After = clean(s.Before), clean(s.After)
+	for _, p := range []*float64{&s.FirstLoss, &s.FinalLoss, &s.TokPerSec} {
+		if math.IsNaN(*p) || math.IsInf(*p, 0) {
+			*p = 0
+		}
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return model.WriteFileAtomic(path, append(b, '\n'))
+}
+
+// openMetrics opens Out/metrics.jsonl: a fresh file, or on resume the
+// existing one cut back to the lines up to step start.
+func (t *Trainer) openMetrics(start int) error {
+	path := filepath.Join(t.Opts.Out, "metrics.jsonl")
+	var keep []byte
+	if start > 0 {
+		old, err := os.ReadFile(path)
+		if err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		keep = metricsUpTo(old, start)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(keep); err != nil {
+		f.Close()
+		return err
+	}
+	t.metrics, t.enc = f, json.NewEncoder(f)
+	return nil
+}
+
+// metricsUpTo keeps the lines of a metrics.jsonl whose step is at most step.
+func metricsUpTo(b []byte, step int) []byte {
+	var out []byte
+	for len(b) > 0 {
+		i := 0
+		for i < len(b) && b[i] != '\n' {
+			i++
+		}
+		line := b[:i]
+		if i < len(b) {
+			i++
+		}
+		b = b[i:]
+		var m struct {
+			Step int `json:"step"`
+		}
+		if json.Unmarshal(line, &m) == nil && m.Step <= step {
+			out = append(append(out, line...), '\n')
+		}
+	}
+	return out
+}
