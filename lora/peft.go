@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/safetensors"
 	"github.com/shoggo/shoggo/tensor"
@@ -49,7 +50,7 @@ func (a *Adapters) Save(dir string) error {
 	if err != nil {
 		return err
 	}
-	return model.WriteFileAtomic(filepath.Join(dir, ConfigFile), js)
+	return atomicfile.WriteFile(filepath.Join(dir, ConfigFile), js, 0o644)
 }
 
 // configJSON renders adapter_config.json with the fields every PEFT version

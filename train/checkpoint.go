@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
 	"github.com/shoggo/shoggo/safetensors"
@@ -81,7 +82,7 @@ func SaveCheckpointWith(root string, saveWeights func(dir string) error, opt *op
 	if err != nil {
 		return "", err
 	}
-	if err := model.WriteFileAtomic(filepath.Join(tmp, stateFile), data); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), data, 0o644); err != nil {
 		return "", err
 	}
 	if _, err := os.Stat(final); err == nil {
@@ -95,18 +96,13 @@ func SaveCheckpointWith(root string, saveWeights func(dir string) error, opt *op
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
 	}
-	syncDir(root)
-	if err := model.WriteFileAtomic(filepath.Join(root, "latest"), []byte(name+"\n")); err != nil {
+	if err := atomicfile.SyncDir(root); err != nil {
+		return "", err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(root, "latest"), []byte(name+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	return final, nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // LatestCheckpoint returns the path of the newest complete checkpoint under

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
 )
@@ -478,7 +479,7 @@ func WriteSummary(path string, s Summary) error {
 	if err != nil {
 		return err
 	}
-	return model.WriteFileAtomic(path, append(b, '\n'))
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // openMetrics opens Out/metrics.jsonl: a fresh file, or on resume the

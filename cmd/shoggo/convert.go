@@ -3,13 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
+	"github.com/shoggo/shoggo/tokenizer"
 )
 
 func init() {
@@ -66,33 +65,9 @@ func runConvert(args []string) error {
 	if err := m.SaveHF(*out, model.SaveOptions{DType: dt, MaxShardBytes: max}); err != nil {
 		return err
 	}
-	if err := copyTokenizerFiles(*in, *out); err != nil {
+	if _, err := tokenizer.CopyFiles(*in, *out, "generation_config.json"); err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s (%s, %d parameters)\n", *out, dt, m.NumParams())
-	return nil
-}
-
-// copyTokenizerFiles copies the tokenizer files a model directory may hold.
-func copyTokenizerFiles(from, to string) error {
-	for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"} {
-		src, err := os.Open(filepath.Join(from, name))
-		if err != nil {
-			continue
-		}
-		dst, err := os.Create(filepath.Join(to, name))
-		if err != nil {
-			src.Close()
-			return err
-		}
-		_, err = io.Copy(dst, src)
-		src.Close()
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }

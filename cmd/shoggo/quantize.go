@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -11,17 +10,11 @@ import (
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/quant"
 	"github.com/shoggo/shoggo/tensor"
+	"github.com/shoggo/shoggo/tokenizer"
 )
 
 func init() {
 	register("quantize", "write a quantized copy (int8, int4, nf4, fp4) of an HF model directory for generate/eval", runQuantize)
-}
-
-// quantizeCopyFiles are copied from the source directory when present.
-var quantizeCopyFiles = []string{
-	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-	"vocab.json", "merges.txt", "encoder.json", "vocab.bpe", "tokenizer.model", "chat_template.jinja",
-	"chat_template.json", "generation_config.json",
 }
 
 func runQuantize(args []string) error {
@@ -77,17 +70,8 @@ func runQuantize(args []string) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(os.Stderr, "warning:", w)
 	}
-	for _, name := range quantizeCopyFiles {
-		data, err := os.ReadFile(filepath.Join(*dir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := model.WriteFileAtomic(filepath.Join(*out, name), data); err != nil {
-			return err
-		}
+	if _, err := tokenizer.CopyFiles(*dir, *out, "generation_config.json"); err != nil {
+		return err
 	}
 	in, _ := dirSize(*dir, ".safetensors")
 	outSize, _ := dirSize(*out, ".safetensors")
