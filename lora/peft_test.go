@@ -213,6 +213,7 @@ func TestSaveLoad(t *testing.T) {
 		{"tiny-gpt2", Config{R: 3, Alpha: 6, Dropout: 0.05, Targets: []string{"c_attn", "c_proj"}, Seed: 1}},
 		{"tiny-llama", Config{R: 2, Alpha: 7.5, Targets: []string{AllLinear}, UseRSLoRA: true, Seed: 2}},
 		{"tiny-qwen2", Config{R: 2, Alpha: 4, TargetRegex: `model\.layers\.\d+\.mlp\..*`, Seed: 3}},
+		{"tiny-qwen3", Config{R: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj"}, Seed: 4}},
 	} {
 		t.Run(c.preset, func(t *testing.T) {
 			m := tinyModel(t, c.preset, tensor.F32, false, 1)
