@@ -126,6 +126,7 @@ var shoggoCases = []struct {
 	{"llama", Config{R: 4, Alpha: 8, Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj"}, UseRSLoRA: true, Seed: 31}},
 	{"gpt2", Config{R: 4, Alpha: 16, Targets: []string{AllLinear}, Seed: 32}}, // c_attn, both c_proj, c_fc
 	{"qwen2", Config{R: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj", "down_proj"}, Seed: 33}},
+	{"qwen3", Config{R: 4, Alpha: 8, Targets: []string{AllLinear}, Seed: 34}}, // q_proj (128, 64): head_dim 32 x 4 heads
 }
 
 // TestShoggoFixtures: with SHOGGO_WRITE_FIXTURES=1, writes a shoggo adapter

@@ -270,9 +270,9 @@ func (f *FamilySpec) splitLayer(name string) (rel string, ok bool) {
 	return rel, ok
 }
 
-// blockLinear reports whether a parameter belongs to a block's linear layer
+// BlockLinear reports whether a parameter belongs to a block's linear layer
 // and returns the layer's name prefix.
-func (f *FamilySpec) blockLinear(name string) (string, bool) {
+func (f *FamilySpec) BlockLinear(name string) (string, bool) {
 	rel, ok := f.splitLayer(name)
 	if !ok {
 		return "", false
@@ -302,7 +302,7 @@ func (f *FamilySpec) Transposed(name string) bool {
 	if !f.Conv1D || !strings.HasSuffix(name, ".weight") {
 		return false
 	}
-	_, ok := f.blockLinear(name)
+	_, ok := f.BlockLinear(name)
 	return ok
 }
 

@@ -74,7 +74,7 @@ func blockLinearSpecs(c *Config) []tensor.Spec {
 	}
 	var out []tensor.Spec
 	for _, s := range ParamSpecs(c) {
-		if _, ok := f.blockLinear(s.Name); ok && strings.HasPrefix(s.Name, f.LayerPrefix(0)) && strings.HasSuffix(s.Name, ".weight") {
+		if _, ok := f.BlockLinear(s.Name); ok && strings.HasPrefix(s.Name, f.LayerPrefix(0)) && strings.HasSuffix(s.Name, ".weight") {
 			out = append(out, s)
 		}
 	}

@@ -154,7 +154,7 @@ func QuantizeHF(srcDir, dstDir string, o QuantizeOptions) (*QuantizeResult, erro
 	res := &QuantizeResult{Config: qc}
 	var out []*tensor.Tensor
 	for _, s := range specs {
-		prefix, isLinear := fam.blockLinear(s.Name)
+		prefix, isLinear := fam.BlockLinear(s.Name)
 		if isLinear && qc.Skipped(prefix) {
 			isLinear = false
 		}

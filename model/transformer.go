@@ -168,7 +168,7 @@ func NewFrozenOpts(cfg *Config, be backend.Backend, dt tensor.DType, trainable b
 	specs := ParamSpecs(cfg)
 	var kept, tables []tensor.Spec
 	for _, s := range specs {
-		if _, ok := fam.blockLinear(s.Name); ok && factory != nil {
+		if _, ok := fam.BlockLinear(s.Name); ok && factory != nil {
 			continue
 		}
 		if opt.HalfEmbeddings && fam.isTable(s.Name) {
@@ -384,7 +384,7 @@ func (m *Transformer) InitWeights(rng *rand.Rand) {
 			}
 		default:
 			s := std
-			if prefix, ok := m.fam.blockLinear(n); ok && m.fam.residualOut(prefix) {
+			if prefix, ok := m.fam.BlockLinear(n); ok && m.fam.residualOut(prefix) {
 				s = resid
 			}
 			for i := 0; i < t.Numel(); i++ {

@@ -18,6 +18,11 @@ AutoModelForCausalLM reproduces every case; one grad. tensor per named parameter
 
 It adds or replaces the "qwen3" entry of testdata/models/manifest.json and leaves the other
 models alone.  (make_fixtures.py rewrites the manifest from scratch: run this script after it.)
+
+Then it makes testdata/lora/qwen3_peft/ exactly as make_lora_fixtures.py makes its cases (a
+seeded PEFT LoRA on q_proj, k_proj, v_proj and o_proj, r 4, alpha 8, B ~ N(0, 0.2^2); the
+adapter, PeftModel's logits, loss and every adapter gradient), so the k_proj adapter's gradient
+passes through the per-head k norm.
 Output is deterministic: same versions (requirements.txt) -> byte-identical files.
 """
 from __future__ import annotations
@@ -123,6 +128,12 @@ def main():
         f"fp64 floor: logits {floor['logits_maxabs']:.1e} grad-rel {floor['grad_max_rel']:.1e}  "
         f"{mf.dir_size(d) / 1024:6.1f} KiB"
     )
+
+    # The PEFT adapter fixture, with make_lora_fixtures.py's code on this one case.
+    import make_lora_fixtures as mlf
+
+    mlf.CASES = {NAME: (dict(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]), 2004)}
+    mlf.main()
 
 
 if __name__ == "__main__":
