@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -182,11 +181,12 @@ var families = map[Family]*FamilySpec{
 	},
 }
 
-// FamilyAliases map other model_type values onto a family whose maths
+// familyAliases maps other model_type values onto the family whose maths
 // and tensor names they share.
 var familyAliases = map[string]Family{"mistral": Llama}
 
-// LookupFamily returns the table entry of f, or nil.
+// LookupFamily returns the table entry of f, or nil. The entry is shared:
+// read it, do not modify it.
 func LookupFamily(f Family) *FamilySpec { return families[f] }
 
 // FamilyNames lists the supported model_type values, sorted.
@@ -338,5 +338,3 @@ func (f *FamilySpec) actKey() string {
 	}
 	return "hidden_act"
 }
-
-func (f *FamilySpec) String() string { return fmt.Sprintf("%s (%s)", f.Family, f.Architecture) }

@@ -129,7 +129,7 @@ func TestHFParity(t *testing.T) {
 				}
 				wantG := floats(t, f, name)
 				gotG := g.F32
-				if m.Cfg.Family() == GPT2 && IsConv1D(pname) {
+				if m.Cfg.Spec().Transposed(pname) {
 					gotG = transpose(gotG, g.Shape[0], g.Shape[1])
 				}
 				var d, mx float64
