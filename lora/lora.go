@@ -226,27 +226,25 @@ type site struct {
 }
 
 // sites lists the linear modules of block l, in the order PEFT's modules
-// appear (attention, then MLP).
-func sites(f model.Family, l int) []site {
-	if f == model.GPT2 {
-		p := fmt.Sprintf("transformer.h.%d.", l)
-		return []site{
-			{p + "attn.c_attn", []slot{slotQ, slotK, slotV}},
-			{p + "attn.c_proj", []slot{slotO}},
-			{p + "mlp.c_fc", []slot{slotFc}},
-			{p + "mlp.c_proj", []slot{slotProj}},
-		}
+// appear (attention, then MLP), from the model's family table: a fused
+// q|k|v module (GPT-2's c_attn) serves the Q, K and V fields.
+func sites(c *model.Config, l int) []site {
+	f := c.Spec()
+	n := &f.Names
+	p := f.LayerPrefix(l)
+	var out []site
+	if n.QKV != "" {
+		out = append(out, site{p + n.QKV, []slot{slotQ, slotK, slotV}})
+	} else {
+		out = append(out, site{p + n.Q, []slot{slotQ}}, site{p + n.K, []slot{slotK}}, site{p + n.V, []slot{slotV}})
 	}
-	p := fmt.Sprintf("model.layers.%d.", l)
-	return []site{
-		{p + "self_attn.q_proj", []slot{slotQ}},
-		{p + "self_attn.k_proj", []slot{slotK}},
-		{p + "self_attn.v_proj", []slot{slotV}},
-		{p + "self_attn.o_proj", []slot{slotO}},
-		{p + "mlp.gate_proj", []slot{slotGate}},
-		{p + "mlp.up_proj", []slot{slotUp}},
-		{p + "mlp.down_proj", []slot{slotDown}},
+	out = append(out, site{p + n.O, []slot{slotO}})
+	if f.MLP == model.GELUMLP {
+		out = append(out, site{p + n.Fc, []slot{slotFc}}, site{p + n.Proj, []slot{slotProj}})
+	} else {
+		out = append(out, site{p + n.Gate, []slot{slotGate}}, site{p + n.Up, []slot{slotUp}}, site{p + n.Down, []slot{slotDown}})
 	}
+	return out
 }
 
 // ModuleNames lists every linear module path of m's blocks (the candidates
@@ -254,7 +252,7 @@ func sites(f model.Family, l int) []site {
 func ModuleNames(m *model.Transformer) []string {
 	var out []string
 	for l := range m.Blocks {
-		for _, s := range sites(m.Cfg.Family(), l) {
+		for _, s := range sites(&m.Cfg, l) {
 			out = append(out, s.path)
 		}
 	}
@@ -287,7 +285,7 @@ func apply(m *model.Transformer, cfg Config, strict bool) (*Adapters, error) {
 	var picks []chosen
 	hit := make([]bool, len(cfg.Targets))
 	for l := range m.Blocks {
-		for _, s := range sites(fam, l) {
+		for _, s := range sites(&m.Cfg, l) {
 			if cfg.TargetRegex == "" {
 				for i, t := range cfg.Targets {
 					hit[i] = hit[i] || suffixMatch(s.path, t)
@@ -398,7 +396,7 @@ func exampleNames(m *model.Transformer) []string {
 		return nil
 	}
 	var out []string
-	for _, s := range sites(m.Cfg.Family(), 0) {
+	for _, s := range sites(&m.Cfg, 0) {
 		out = append(out, s.path)
 	}
 	return out

@@ -28,6 +28,8 @@ var gradCases = []gradCase{
 	{"tiny-gpt2", []string{"c_attn"}, false, 0},   // shared A, row blocks of B
 	{"tiny-gpt2", []string{"c_attn"}, false, 0.4}, // + one shared dropout mask
 	{"tiny-gpt2", []string{"c_proj", "c_fc"}, true, 0},
+	{"tiny-qwen3", []string{"q_proj", "v_proj"}, false, 0.2}, // q_proj (64, 16): head_dim 16 x 4 heads != hidden 16
+	{"tiny-qwen3", []string{AllLinear}, true, 0},
 }
 
 // TestGradients checks the gradient of every adapter tensor (A and B of
@@ -98,7 +100,7 @@ func TestGradients(t *testing.T) {
 // with trainable=false there is no gradient arena and no base layer holds a
 // gradient tensor.
 func TestBaseFrozen(t *testing.T) {
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen3"} {
 		t.Run(preset, func(t *testing.T) {
 			m := tinyModel(t, preset, tensor.F32, true, 1)
 			targets := []string{"q_proj", "v_proj"}
@@ -177,7 +179,7 @@ func nonzero(t *tensor.Tensor) bool {
 // TestInit: with B = 0 the adapted model computes exactly the base model's
 // logits, and A follows PEFT's kaiming_uniform_(a=√5): U(-1/√in, 1/√in).
 func TestInit(t *testing.T) {
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"} {
 		m := tinyModel(t, preset, tensor.F32, false, 3)
 		b := testBatch(4, 2, 6, m.Cfg.VocabSize)
 		want := logits(t, m, b)
@@ -420,7 +422,7 @@ func TestMerge(t *testing.T) {
 	for _, c := range []struct {
 		preset  string
 		targets []string
-	}{{"tiny-gpt2", []string{"c_attn", "c_proj"}}, {"tiny-llama", []string{AllLinear}}, {"tiny-qwen2", []string{"q_proj", "v_proj"}}} {
+	}{{"tiny-gpt2", []string{"c_attn", "c_proj"}}, {"tiny-llama", []string{AllLinear}}, {"tiny-qwen2", []string{"q_proj", "v_proj"}}, {"tiny-qwen3", []string{"q_proj", "k_proj", "o_proj"}}} {
 		m := tinyModel(t, c.preset, tensor.F32, false, 5)
 		a, err := Apply(m, Config{R: 4, Alpha: 8, Dropout: 0.1, Targets: c.targets, Seed: 9})
 		if err != nil {
@@ -581,7 +583,7 @@ func TestTraining(t *testing.T) {
 // original forward, so the adapter gradients equal those of an
 // uncheckpointed pass with the same masks.
 func TestCheckpointingDropout(t *testing.T) {
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen3"} {
 		m := tinyModel(t, preset, tensor.F64, false, 1)
 		a, err := Apply(m, Config{R: 3, Alpha: 6, Dropout: 0.3, Targets: []string{AllLinear}, Seed: 4})
 		if err != nil {

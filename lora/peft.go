@@ -71,7 +71,7 @@ func (a *Adapters) configJSON() ([]byte, error) {
 		"lora_dropout":            a.Cfg.Dropout,
 		"target_modules":          a.TargetModules(),
 		"bias":                    "none",
-		"fan_in_fan_out":          a.Family == model.GPT2,
+		"fan_in_fan_out":          fanInFanOut(a.Family),
 		"use_rslora":              a.Cfg.UseRSLoRA,
 		"use_dora":                false,
 		"init_lora_weights":       true,
@@ -268,4 +268,11 @@ func Load(m *model.Transformer, dir string) (*Adapters, error) {
 	a.BaseModel = base
 	a.training = false
 	return a, nil
+}
+
+// fanInFanOut is PEFT's fan_in_fan_out: the family stores its linear
+// weights (in, out) (GPT-2's Conv1D).
+func fanInFanOut(f model.Family) bool {
+	spec := model.LookupFamily(f)
+	return spec != nil && spec.Conv1D
 }

@@ -126,6 +126,7 @@ var shoggoCases = []struct {
 	{"llama", Config{R: 4, Alpha: 8, Targets: []string{"q_proj", "k_proj", "v_proj", "o_proj"}, UseRSLoRA: true, Seed: 31}},
 	{"gpt2", Config{R: 4, Alpha: 16, Targets: []string{AllLinear}, Seed: 32}}, // c_attn, both c_proj, c_fc
 	{"qwen2", Config{R: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj", "down_proj"}, Seed: 33}},
+	{"qwen3", Config{R: 4, Alpha: 8, Targets: []string{AllLinear}, Seed: 34}}, // q_proj (128, 64): head_dim 32 x 4 heads
 }
 
 // TestShoggoFixtures: with SHOGGO_WRITE_FIXTURES=1, writes a shoggo adapter
@@ -213,6 +214,7 @@ func TestSaveLoad(t *testing.T) {
 		{"tiny-gpt2", Config{R: 3, Alpha: 6, Dropout: 0.05, Targets: []string{"c_attn", "c_proj"}, Seed: 1}},
 		{"tiny-llama", Config{R: 2, Alpha: 7.5, Targets: []string{AllLinear}, UseRSLoRA: true, Seed: 2}},
 		{"tiny-qwen2", Config{R: 2, Alpha: 4, TargetRegex: `model\.layers\.\d+\.mlp\..*`, Seed: 3}},
+		{"tiny-qwen3", Config{R: 2, Alpha: 4, Targets: []string{"q_proj", "v_proj"}, Seed: 4}},
 	} {
 		t.Run(c.preset, func(t *testing.T) {
 			m := tinyModel(t, c.preset, tensor.F32, false, 1)

@@ -9,20 +9,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
 )
 
-// Family is the architecture family a config belongs to.
-type Family string
-
-const (
-	GPT2  Family = "gpt2"
-	Llama Family = "llama"
-	Qwen2 Family = "qwen2"
-)
-
 // Config describes a model. Field names and JSON tags follow Hugging Face
-// config.json (Llama/Qwen2 names; GPT-2's n_embd/n_layer/... are mapped on
+// config.json (Llama/Qwen names; GPT-2's n_embd/n_layer/... are mapped on
 // load and written back under GPT-2's own names on save).
 type Config struct {
 	ModelType             string  `json:"model_type"`
@@ -38,10 +30,14 @@ type Config struct {
 	RopeTheta             float64 `json:"rope_theta,omitempty"`
 	TieWordEmbeddings     bool    `json:"tie_word_embeddings"`
 	HiddenAct             string  `json:"hidden_act"`
-	// AttentionBias is Llama's attention_bias (bias on q, k, v and o). For
-	// Qwen2 it is always true for q, k, v and false for o (Qwen2's fixed
-	// layout), whatever the file says.
+	// AttentionBias is Llama's and Qwen3's attention_bias (bias on q, k, v
+	// and o). For Qwen2 it is always true for q, k, v and false for o
+	// (Qwen2's fixed layout), whatever the file says: see the family table.
 	AttentionBias bool `json:"attention_bias"`
+	// HeadDimension is config.json's head_dim: the size of one attention
+	// head when it is not hidden_size / num_attention_heads (Qwen3); 0 means
+	// hidden_size / num_attention_heads. Use HeadDim() to read it.
+	HeadDimension int  `json:"head_dim,omitempty"`
 	MLPBias       bool `json:"mlp_bias,omitempty"`
 	BOSTokenID    *int `json:"bos_token_id,omitempty"`
 	EOSTokenID    *int `json:"eos_token_id,omitempty"`
@@ -50,12 +46,18 @@ type Config struct {
 // Family returns the architecture family named by ModelType.
 func (c *Config) Family() Family { return Family(c.ModelType) }
 
-// HeadDim is hidden_size / num_attention_heads.
-func (c *Config) HeadDim() int { return c.HiddenSize / c.NumAttentionHeads }
+// HeadDim is head_dim when the config sets it, else hidden_size /
+// num_attention_heads.
+func (c *Config) HeadDim() int {
+	if c.HeadDimension > 0 {
+		return c.HeadDimension
+	}
+	return c.HiddenSize / c.NumAttentionHeads
+}
 
-// NormEps returns the epsilon of the family's normalisation layer.
+// NormEps returns the epsilon of the family's normalisation layers.
 func (c *Config) NormEps() float64 {
-	if c.Family() == GPT2 {
+	if f := c.Spec(); f != nil && f.Norm == LayerNorm {
 		return c.LayerNormEpsilon
 	}
 	return c.RMSNormEps
@@ -63,33 +65,30 @@ func (c *Config) NormEps() float64 {
 
 // QKVBias reports whether q/k/v projections carry a bias.
 func (c *Config) QKVBias() bool {
-	switch c.Family() {
-	case GPT2, Qwen2:
-		return true
-	}
-	return c.AttentionBias
+	f := c.Spec()
+	return f != nil && f.QKVBias.has(c)
 }
 
 // OBias reports whether the attention output projection carries a bias.
 func (c *Config) OBias() bool {
-	switch c.Family() {
-	case GPT2:
-		return true
-	case Qwen2:
-		return false
-	}
-	return c.AttentionBias
+	f := c.Spec()
+	return f != nil && f.OBias.has(c)
 }
 
-// Validate checks that the dimensions are possible; errors name the fields
-// and their values.
+// MLPBiases reports whether the MLP projections carry biases.
+func (c *Config) MLPBiases() bool {
+	f := c.Spec()
+	return f != nil && f.MLPBias.has(c)
+}
+
+// Validate checks that the dimensions are possible and that the family
+// supports the config; errors name the fields and their values.
 func (c *Config) Validate() error {
 	var errs []string
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
-	switch c.Family() {
-	case GPT2, Llama, Qwen2:
-	default:
-		bad("model_type %q is not supported (want gpt2, llama or qwen2)", c.ModelType)
+	f := c.Spec()
+	if f == nil {
+		bad("model_type %q is not supported (want one of %s)", c.ModelType, strings.Join(FamilyNames(), ", "))
 	}
 	pos := func(name string, v int) {
 		if v <= 0 {
@@ -103,42 +102,46 @@ func (c *Config) Validate() error {
 	pos("num_attention_heads", c.NumAttentionHeads)
 	pos("num_key_value_heads", c.NumKeyValueHeads)
 	pos("max_position_embeddings", c.MaxPositionEmbeddings)
-	if c.NumAttentionHeads > 0 && c.HiddenSize > 0 && c.HiddenSize%c.NumAttentionHeads != 0 {
+	if c.HeadDimension < 0 {
+		bad("head_dim = %d must be positive", c.HeadDimension)
+	}
+	explicit := c.HeadDimension > 0
+	if explicit && f != nil && !f.HeadDim && c.NumAttentionHeads > 0 && c.HeadDimension*c.NumAttentionHeads != c.HiddenSize {
+		bad("head_dim = %d is not supported for %s (it must be hidden_size/num_attention_heads)", c.HeadDimension, c.ModelType)
+		explicit = false
+	}
+	if !explicit && c.NumAttentionHeads > 0 && c.HiddenSize > 0 && c.HiddenSize%c.NumAttentionHeads != 0 {
 		bad("hidden_size = %d is not divisible by num_attention_heads = %d", c.HiddenSize, c.NumAttentionHeads)
 	}
 	if c.NumKeyValueHeads > 0 && c.NumAttentionHeads > 0 && c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
 		bad("num_attention_heads = %d is not a multiple of num_key_value_heads = %d", c.NumAttentionHeads, c.NumKeyValueHeads)
 	}
-	if c.NumAttentionHeads > 0 && c.HiddenSize > 0 && c.HiddenSize%c.NumAttentionHeads == 0 && c.Family() != GPT2 && c.HeadDim()%2 != 0 {
-		bad("head dim hidden_size/num_attention_heads = %d/%d = %d must be even for rotary embeddings", c.HiddenSize, c.NumAttentionHeads, c.HeadDim())
-	}
-	eps := c.NormEps()
-	if !(eps > 0) || math.IsInf(eps, 0) {
-		if c.Family() == GPT2 {
-			bad("layer_norm_epsilon = %g must be positive", eps)
-		} else {
-			bad("rms_norm_eps = %g must be positive", eps)
+	if f != nil && !f.LearnedPositions {
+		if explicit && c.HeadDimension%2 != 0 {
+			bad("head dim head_dim = %d must be even for rotary embeddings", c.HeadDimension)
+		} else if !explicit && c.NumAttentionHeads > 0 && c.HiddenSize > 0 && c.HiddenSize%c.NumAttentionHeads == 0 && c.HeadDim()%2 != 0 {
+			bad("head dim hidden_size/num_attention_heads = %d/%d = %d must be even for rotary embeddings", c.HiddenSize, c.NumAttentionHeads, c.HeadDim())
 		}
-	}
-	if c.Family() == GPT2 {
-		if c.NumKeyValueHeads != c.NumAttentionHeads {
-			bad("gpt2 needs num_key_value_heads = %d equal to num_attention_heads = %d", c.NumKeyValueHeads, c.NumAttentionHeads)
-		}
-		if !c.TieWordEmbeddings {
-			bad("gpt2 requires tie_word_embeddings = true")
-		}
-		if c.HiddenAct != "gelu_new" && c.HiddenAct != "gelu_pytorch_tanh" {
-			bad("gpt2 activation_function = %q is not supported (want gelu_new)", c.HiddenAct)
-		}
-	} else {
 		if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
 			bad("rope_theta = %g must be positive", c.RopeTheta)
 		}
-		if c.HiddenAct != "silu" {
-			bad("hidden_act = %q is not supported for %s (want silu)", c.HiddenAct, c.ModelType)
-		}
 	}
-	if c.MLPBias {
+	if f == nil {
+		return fmt.Errorf("invalid config: %s", strings.Join(errs, "; "))
+	}
+	if eps := c.NormEps(); !(eps > 0) || math.IsInf(eps, 0) {
+		bad("%s = %g must be positive", f.epsKey(), eps)
+	}
+	if f.Layout == LayoutGPT2 && c.NumKeyValueHeads != c.NumAttentionHeads {
+		bad("%s needs num_key_value_heads = %d equal to num_attention_heads = %d", c.ModelType, c.NumKeyValueHeads, c.NumAttentionHeads)
+	}
+	if f.TiedOnly && !c.TieWordEmbeddings {
+		bad("%s requires tie_word_embeddings = true", c.ModelType)
+	}
+	if !slices.Contains(f.Activations, c.HiddenAct) {
+		bad("%s = %q is not supported for %s (want %s)", f.actKey(), c.HiddenAct, c.ModelType, f.Activations[0])
+	}
+	if c.MLPBias && f.MLPBias != BiasAlways {
 		bad("mlp_bias = true is not supported")
 	}
 	if len(errs) > 0 {
@@ -171,8 +174,16 @@ func ParseConfig(data []byte) (*Config, error) {
 	if c.ModelType == "" {
 		return nil, fmt.Errorf("config.json: missing model_type")
 	}
-	switch c.ModelType {
-	case "gpt2":
+	if f, ok := familyAliases[c.ModelType]; ok {
+		c.ModelType = string(f)
+	}
+	spec := c.Spec()
+	layout := ConfigLayout(-1) // unknown family: Validate reports it
+	if spec != nil {
+		layout = spec.Layout
+	}
+	switch layout {
+	case LayoutGPT2:
 		ints := map[string]*int{"n_embd": &c.HiddenSize, "n_layer": &c.NumHiddenLayers, "n_head": &c.NumAttentionHeads, "n_positions": &c.MaxPositionEmbeddings}
 		for k, p := range ints {
 			if v, ok := num(k); ok {
@@ -184,7 +195,7 @@ func ParseConfig(data []byte) (*Config, error) {
 			c.IntermediateSize = int(v)
 		}
 		c.NumKeyValueHeads = c.NumAttentionHeads
-		c.HiddenAct = "gelu_new"
+		c.HiddenAct = spec.Activations[0]
 		if s, ok := raw["activation_function"].(string); ok {
 			c.HiddenAct = s
 		}
@@ -192,12 +203,9 @@ func ParseConfig(data []byte) (*Config, error) {
 			c.LayerNormEpsilon = 1e-5
 		}
 		if _, ok := raw["tie_word_embeddings"]; !ok {
-			c.TieWordEmbeddings = true
+			c.TieWordEmbeddings = spec.TiedDefault
 		}
-	case "llama", "qwen2", "mistral":
-		if c.ModelType == "mistral" {
-			c.ModelType = "llama"
-		}
+	case LayoutLlama:
 		if _, ok := raw["num_key_value_heads"]; !ok || raw["num_key_value_heads"] == nil {
 			c.NumKeyValueHeads = c.NumAttentionHeads
 		}
@@ -217,10 +225,13 @@ func ParseConfig(data []byte) (*Config, error) {
 			c.RMSNormEps = 1e-6
 		}
 		if _, ok := raw["hidden_act"]; !ok {
-			c.HiddenAct = "silu"
+			c.HiddenAct = spec.Activations[0]
 		}
 		if _, ok := raw["tie_word_embeddings"]; !ok {
-			c.TieWordEmbeddings = false // transformers' default for LlamaConfig and Qwen2Config
+			c.TieWordEmbeddings = spec.TiedDefault // false: transformers' default for Llama, Qwen2 and Qwen3
+		}
+		if _, ok := num("head_dim"); !ok {
+			c.HeadDimension = spec.DefaultHeadDim
 		}
 		if v, ok := raw["rope_scaling"]; ok && v != nil {
 			vm, _ := v.(map[string]any)
@@ -234,9 +245,6 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		if v, ok := raw["use_sliding_window"].(bool); ok && v {
 			return nil, fmt.Errorf("config.json: use_sliding_window = true is not supported")
-		}
-		if v, ok := num("head_dim"); ok && c.NumAttentionHeads > 0 && int(v) != c.HiddenSize/c.NumAttentionHeads {
-			return nil, fmt.Errorf("config.json: head_dim = %d differs from hidden_size/num_attention_heads = %d; not supported", int(v), c.HiddenSize/c.NumAttentionHeads)
 		}
 	}
 	if err := c.Validate(); err != nil {
@@ -273,9 +281,16 @@ func (c *Config) HFJSON() ([]byte, error) {
 	if c.EOSTokenID != nil {
 		m["eos_token_id"] = *c.EOSTokenID
 	}
-	switch c.Family() {
-	case GPT2:
-		m["architectures"] = []string{"GPT2LMHeadModel"}
+	spec := c.Spec()
+	if spec == nil {
+		return nil, fmt.Errorf("config: model_type %q is not supported", c.ModelType)
+	}
+	m["architectures"] = []string{spec.Architecture}
+	for k, v := range spec.ExtraConfig {
+		m[k] = v
+	}
+	switch spec.Layout {
+	case LayoutGPT2:
 		m["n_embd"] = c.HiddenSize
 		m["n_layer"] = c.NumHiddenLayers
 		m["n_head"] = c.NumAttentionHeads
@@ -287,14 +302,12 @@ func (c *Config) HFJSON() ([]byte, error) {
 		m["resid_pdrop"] = 0.0
 		m["embd_pdrop"] = 0.0
 		m["attn_pdrop"] = 0.0
-	default:
-		if c.Family() == Llama {
-			m["architectures"] = []string{"LlamaForCausalLM"}
+	case LayoutLlama:
+		if spec.QKVBias == BiasFromConfig || spec.OBias == BiasFromConfig {
 			m["attention_bias"] = c.AttentionBias
-			m["mlp_bias"] = false
-		} else {
-			m["architectures"] = []string{"Qwen2ForCausalLM"}
-			m["use_sliding_window"] = false
+		}
+		if c.HeadDimension > 0 || spec.DefaultHeadDim > 0 {
+			m["head_dim"] = c.HeadDim()
 		}
 		m["hidden_size"] = c.HiddenSize
 		m["intermediate_size"] = c.IntermediateSize

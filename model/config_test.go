@@ -1,7 +1,6 @@
 package model
 
 import (
-	"math"
 	"strings"
 	"testing"
 )
@@ -15,6 +14,7 @@ func TestPresetParamCounts(t *testing.T) {
 		"qwen1.5-0.5b":   619_570_176,
 		"qwen1.5-1.8b":   1_836_828_672,
 		"qwen2-0.5b":     494_032_768,
+		"qwen3-0.6b":     596_049_920,
 		"smollm-135m":    134_515_008,
 		"tinyllama-1.1b": 1_100_048_384,
 	}
@@ -28,14 +28,19 @@ func TestPresetParamCounts(t *testing.T) {
 		if got != n {
 			t.Errorf("%s: %d parameters, want %d", name, got, n)
 		}
-		// Published figures are rounded to 3 significant digits (2 for 1.1B).
+		// Published figures are rounded (3 significant digits for most,
+		// 2 for 1.1B, 1 for Qwen3's 0.6B): the exact total must round to
+		// the published one at its own precision.
 		if p.Published == 0 {
 			t.Errorf("%s: no published total", name)
 			continue
 		}
-		rel := math.Abs(float64(got-p.Published)) / float64(p.Published)
-		if rel > 0.005 {
-			t.Errorf("%s: %d parameters is %.2f%% from the published %d", name, got, 100*rel, p.Published)
+		unit := int64(1)
+		for p.Published%(unit*10) == 0 {
+			unit *= 10
+		}
+		if r := (got + unit/2) / unit * unit; r != p.Published {
+			t.Errorf("%s: %d parameters rounds to %d, not the published %d", name, got, r, p.Published)
 		}
 	}
 	for _, name := range PresetNames() {

@@ -15,6 +15,7 @@ type layerActs struct {
 	mid                   *tensor.Tensor // residual after attention
 	ln2, ln2Mean, ln2Rstd *tensor.Tensor
 	h1, h2, act           *tensor.Tensor // GPT-2: fc pre-activation (h1), gelu (act); SwiGLU: gate (h1), up (h2), silu(gate)*up (act)
+	qp, kp, qRstd, kRstd  *tensor.Tensor // per-head q/k norm (Qwen3): q and k projections before it, its rstd
 }
 
 // activations are sized once for (B, T) and reused every step.
@@ -29,7 +30,8 @@ type activations struct {
 	dres, dmid, dln, dhidden *tensor.Tensor
 	datt, dq, dk, dv         *tensor.Tensor
 	dact, dh1, dh2           *tensor.Tensor
-	pos                      []int32 // default positions 0..T-1
+	dqp, dkp                 *tensor.Tensor // per-head q/k norm: gradients of the projections
+	pos                      []int32        // default positions 0..T-1
 }
 
 // SetCheckpointing turns gradient checkpointing on or off: with it, only
@@ -75,8 +77,12 @@ func (m *Transformer) Plan(B, T int) error {
 		la.mid = nt(N, C)
 		la.ln2, la.ln2Mean, la.ln2Rstd = nt(N, C), nt(N), nt(N)
 		la.h1, la.act = nt(N, I), nt(N, I)
-		if c.Family() != GPT2 {
+		if m.fam.MLP == SwiGLUMLP {
 			la.h2 = nt(N, I)
+		}
+		if m.fam.QKNorm {
+			la.qp, la.kp = nt(N, Q), nt(N, KV)
+			la.qRstd, la.kRstd = nt(N*c.NumAttentionHeads), nt(N*c.NumKeyValueHeads)
 		}
 	}
 	a.lnf, a.lnfMean, a.lnfRstd = nt(N, C), nt(N), nt(N)
@@ -84,6 +90,9 @@ func (m *Transformer) Plan(B, T int) error {
 	a.dres, a.dmid, a.dln, a.dhidden = nt(N, C), nt(N, C), nt(N, C), nt(N, C)
 	a.datt, a.dq, a.dk, a.dv = nt(N, Q), nt(N, Q), nt(N, KV), nt(N, KV)
 	a.dact, a.dh1, a.dh2 = nt(N, I), nt(N, I), nt(N, I)
+	if m.fam.QKNorm {
+		a.dqp, a.dkp = nt(N, Q), nt(N, KV)
+	}
 	a.pos = make([]int32, N)
 	for i := range a.pos {
 		a.pos[i] = int32(i % T)
@@ -179,10 +188,19 @@ func (m *Transformer) blockForward(l int, b *Batch, pos []int32, ap backend.Attn
 	hs := c.HeadDim()
 	in, out := a.resid[l], a.resid[l+1]
 	blk.Norm1.Forward(la.ln1, la.ln1Mean, la.ln1Rstd, in)
-	blk.Q.Forward(la.q, la.ln1)
-	blk.K.Forward(la.k, la.ln1)
+	q, k := la.q, la.k
+	if blk.QNorm != nil {
+		q, k = la.qp, la.kp // projections before the per-head q/k norms
+	}
+	blk.Q.Forward(q, la.ln1)
+	blk.K.Forward(k, la.ln1)
 	blk.V.Forward(la.v, la.ln1)
-	if c.Family() != GPT2 {
+	if blk.QNorm != nil {
+		nq, nk := b.B*b.T*c.NumAttentionHeads, b.B*b.T*c.NumKeyValueHeads
+		blk.QNorm.Forward(la.q.Reshape(nq, hs), nil, la.qRstd, q.Reshape(nq, hs))
+		blk.KNorm.Forward(la.k.Reshape(nk, hs), nil, la.kRstd, k.Reshape(nk, hs))
+	}
+	if !m.fam.LearnedPositions {
 		be.RoPE(la.q.Reshape(b.B, b.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, false)
 		be.RoPE(la.k.Reshape(b.B, b.T, c.NumKeyValueHeads, hs), pos, c.RopeTheta, false)
 	}
@@ -190,7 +208,7 @@ func (m *Transformer) blockForward(l int, b *Batch, pos []int32, ap backend.Attn
 	blk.O.Forward(a.tmp, la.att)
 	be.Add(la.mid, in, a.tmp)
 	blk.Norm2.Forward(la.ln2, la.ln2Mean, la.ln2Rstd, la.mid)
-	if c.Family() == GPT2 {
+	if m.fam.MLP == GELUMLP {
 		blk.Fc.Forward(la.h1, la.ln2)
 		be.GELUForward(la.act, la.h1)
 		blk.Proj.Forward(a.tmp, la.act)
@@ -267,7 +285,7 @@ func (m *Transformer) Backward(b *Batch) {
 		a.dact.Zero()
 		a.dh1.Zero()
 		a.dln.Zero()
-		if c.Family() == GPT2 {
+		if m.fam.MLP == GELUMLP {
 			blk.Proj.Backward(a.dact, a.dres, la.act)
 			be.GELUBackward(a.dh1, a.dact, la.h1)
 			blk.Fc.Backward(a.dln, a.dh1, la.ln2)
@@ -286,13 +304,22 @@ func (m *Transformer) Backward(b *Batch) {
 		a.dk.Zero()
 		a.dv.Zero()
 		be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, ap)
-		if c.Family() != GPT2 {
+		if !m.fam.LearnedPositions {
 			be.RoPE(a.dq.Reshape(b.B, b.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, true)
 			be.RoPE(a.dk.Reshape(b.B, b.T, c.NumKeyValueHeads, hs), pos, c.RopeTheta, true)
 		}
+		dq, dk := a.dq, a.dk
+		if blk.QNorm != nil {
+			nq, nk := b.B*b.T*c.NumAttentionHeads, b.B*b.T*c.NumKeyValueHeads
+			a.dqp.Zero()
+			a.dkp.Zero()
+			blk.QNorm.Backward(a.dqp.Reshape(nq, hs), a.dq.Reshape(nq, hs), la.qp.Reshape(nq, hs), nil, la.qRstd)
+			blk.KNorm.Backward(a.dkp.Reshape(nk, hs), a.dk.Reshape(nk, hs), la.kp.Reshape(nk, hs), nil, la.kRstd)
+			dq, dk = a.dqp, a.dkp
+		}
 		a.dln.Zero()
-		blk.Q.Backward(a.dln, a.dq, la.ln1)
-		blk.K.Backward(a.dln, a.dk, la.ln1)
+		blk.Q.Backward(a.dln, dq, la.ln1)
+		blk.K.Backward(a.dln, dk, la.ln1)
 		blk.V.Backward(a.dln, a.dv, la.ln1)
 		be.Copy(a.dres, a.dmid)
 		blk.Norm1.Backward(a.dres, a.dln, in, la.ln1Mean, la.ln1Rstd)

@@ -86,6 +86,13 @@ func (g *Generator) Feed(ids []int32) ([]float32, error) {
 		blk.Q.Forward(q, h)
 		blk.K.Forward(k, h)
 		blk.V.Forward(v, h)
+		if blk.QNorm != nil { // per-head q/k norms (Qwen3), before RoPE
+			qn, kn := nt(n*NH, hs), nt(n*KVH, hs)
+			blk.QNorm.Forward(qn, nil, nt(n*NH), q.Reshape(n*NH, hs))
+			blk.KNorm.Forward(kn, nil, nt(n*KVH), k.Reshape(n*KVH, hs))
+			copy(q.F32, qn.F32)
+			copy(k.F32, kn.F32)
+		}
 		if c.Family() != GPT2 {
 			be.RoPE(q.Reshape(1, n, NH, hs), pos, c.RopeTheta, false)
 			be.RoPE(k.Reshape(1, n, KVH, hs), pos, c.RopeTheta, false)

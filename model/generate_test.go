@@ -13,7 +13,7 @@ import (
 // full forward pass at the same positions (float32; tolerance 2e-5 absolute
 // on logits of magnitude ~1).
 func TestGeneratorMatchesForward(t *testing.T) {
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"} {
 		cfg, _ := LookupPreset(preset)
 		m, err := New(cfg, cpu.New(), tensor.F32, false)
 		if err != nil {

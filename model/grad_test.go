@@ -65,7 +65,7 @@ func testBatch(rng *rand.Rand, B, T, V int, variant string) *Batch {
 // central finite differences in float64 on a sample of coordinates.
 // Tolerance: eps 1e-5, |fd - analytic| <= 1e-8 + 1e-5·max(|fd|, |analytic|).
 func TestWholeModelGradients(t *testing.T) {
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"} {
 		for _, variant := range []string{"plain", "padding", "packed"} {
 			t.Run(preset+"/"+variant, func(t *testing.T) {
 				cfg, _ := LookupPreset(preset)
@@ -121,7 +121,7 @@ func TestWholeModelGradients(t *testing.T) {
 
 // The float32 model agrees with the float64 model on the same weights.
 func TestF32MatchesF64(t *testing.T) {
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"} {
 		cfg, _ := LookupPreset(preset)
 		m64, _ := New(cfg, cpu.New(), tensor.F64, true)
 		m32, _ := New(cfg, cpu.New(), tensor.F32, true)
@@ -171,7 +171,7 @@ func abs(x float64) float64 {
 // gradients equal the stored-activation run bit for bit, and the planned
 // activation memory shrinks.
 func TestCheckpointingIdentical(t *testing.T) {
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"} {
 		cfg, _ := LookupPreset(preset)
 		var grads [2][]float32
 		var losses [2]float64

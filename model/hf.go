@@ -20,15 +20,6 @@ func knownBuffer(name string) bool {
 		strings.HasSuffix(name, "rotary_emb.inv_freq")
 }
 
-// diskNames returns the names a parameter may have in a checkpoint, most
-// likely first (GPT-2 files from the original release lack "transformer.").
-func diskNames(name string) []string {
-	if rest, ok := strings.CutPrefix(name, "transformer."); ok {
-		return []string{name, rest}
-	}
-	return []string{name}
-}
-
 // LoadHF loads a Hugging Face model directory (config.json plus
 // model.safetensors or a sharded index). Weights stored as F16/BF16/F64 are
 // converted to dt. warnings name tensors in the files that the model does
@@ -77,6 +68,20 @@ type WeightSource interface {
 // and builds the external frozen linears (NewFrozen) one at a time. where
 // names the source in errors.
 func (m *Transformer) LoadWeights(src WeightSource, where string) (warnings []string, err error) {
+	return m.loadWeights(src, where, nil)
+}
+
+// layerLoader, given to loadWeights, loads a frozen block linear its own
+// way (loadQuantized: from quantized tensors) and reports whether it did;
+// false leaves the layer to the float path. It marks what it reads in used.
+type layerLoader func(pl pendingLinear, used map[string]bool) (bool, error)
+
+// loadWeights is the one loop over a checkpoint's tensors that every
+// loader (LoadHF, LoadQuantized) runs: the BF16 tables, the parameter
+// arena, then each frozen block linear (through layer, when it takes it,
+// else read as floats and handed to the model's factory), and finally a
+// warning for every tensor of src the model did not use.
+func (m *Transformer) loadWeights(src WeightSource, where string, layer layerLoader) (warnings []string, err error) {
 	used := map[string]bool{}
 	if m.Tables != nil {
 		for _, p := range m.Tables.Tensors() {
@@ -90,11 +95,24 @@ func (m *Transformer) LoadWeights(src WeightSource, where string) (warnings []st
 		if err != nil {
 			return nil, err
 		}
+		if p.DType == tensor.F32 {
+			copy(p.F32, data)
+			continue
+		}
 		for i, v := range data {
 			p.Set(i, float64(v))
 		}
 	}
 	for _, pl := range m.pending {
+		if layer != nil {
+			done, err := layer(pl, used)
+			if err != nil {
+				return nil, err
+			}
+			if done {
+				continue
+			}
+		}
 		w, err := m.readTensor(src, where, pl.prefix+".weight", tensor.Shape{pl.out, pl.in}, used)
 		if err != nil {
 			return nil, err
@@ -111,21 +129,28 @@ func (m *Transformer) LoadWeights(src WeightSource, where string) (warnings []st
 			return nil, fmt.Errorf("%s: %s: %w", where, pl.prefix, err)
 		}
 	}
+	return unusedTensors(src.Names(), where, used, &m.Cfg), nil
+}
+
+// unusedTensors warns about each tensor in names that the model did not
+// use, except known buffers and a tied LM head saved anyway.
+func unusedTensors(names []string, where string, used map[string]bool, c *Config) []string {
 	var extra []string
-	for _, n := range src.Names() {
+	for _, n := range names {
 		if used[n] || knownBuffer(n) {
 			continue
 		}
-		if n == "lm_head.weight" && m.Cfg.TieWordEmbeddings {
+		if f := c.Spec(); f != nil && f.Names.LMHead != "" && n == f.Names.LMHead+".weight" && c.TieWordEmbeddings {
 			continue // a tied head saved anyway
 		}
 		extra = append(extra, n)
 	}
 	sort.Strings(extra)
+	var warnings []string
 	for _, n := range extra {
 		warnings = append(warnings, fmt.Sprintf("%s: ignoring unknown tensor %q", where, n))
 	}
-	return warnings, nil
+	return warnings
 }
 
 // intoReader is a WeightSource that can convert a tensor straight into a
@@ -138,7 +163,7 @@ type intoReader interface {
 // file where src can (no fp32 copy of the table), else through a
 // temporary float32 copy.
 func (m *Transformer) readHalf(src WeightSource, where string, p *tensor.Tensor, used map[string]bool) error {
-	if r, ok := src.(intoReader); ok && !(m.Cfg.Family() == GPT2 && IsConv1D(p.Name)) {
+	if r, ok := src.(intoReader); ok && !m.fam.Transposed(p.Name) {
 		found, err := m.findTensor(src, where, p.Name, p.Shape, p.Shape, used)
 		if err != nil {
 			return err
@@ -163,7 +188,7 @@ func (m *Transformer) readHalf(src WeightSource, where string, p *tensor.Tensor,
 // marks it used and returns the disk name.
 func (m *Transformer) findTensor(src WeightSource, where, name string, shape, want tensor.Shape, used map[string]bool) (string, error) {
 	var found string
-	for _, n := range diskNames(name) {
+	for _, n := range m.fam.diskNames(name) {
 		if _, ok := src.Info(n); ok {
 			found = n
 			break
@@ -187,7 +212,7 @@ func (m *Transformer) findTensor(src WeightSource, where, name string, shape, wa
 // src as float32, transposing GPT-2 Conv1D weights.
 func (m *Transformer) readTensor(src WeightSource, where, name string, shape tensor.Shape, used map[string]bool) ([]float32, error) {
 	want := shape
-	conv := m.Cfg.Family() == GPT2 && IsConv1D(name)
+	conv := m.fam.Transposed(name)
 	if conv {
 		want = tensor.Shape{shape[1], shape[0]}
 	}
@@ -228,7 +253,7 @@ func (m *Transformer) HFTensors(dt tensor.DType) ([]*tensor.Tensor, error) {
 		for i := range t.F32 {
 			t.F32[i] = float32(p.At(i))
 		}
-		if m.Cfg.Family() == GPT2 && IsConv1D(p.Name) {
+		if m.fam.Transposed(p.Name) {
 			t = tensor.FromF32(transpose(t.F32, p.Shape[0], p.Shape[1]), p.Shape[1], p.Shape[0])
 		}
 		t.Name = p.Name

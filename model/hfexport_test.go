@@ -21,7 +21,7 @@ func TestExportForTransformers(t *testing.T) {
 	if root == "" {
 		t.Skip("set SHOGGO_EXPORT_DIR (reference/check_shoggo_saves.sh does)")
 	}
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"} {
 		for _, v := range []struct {
 			dt    tensor.DType
 			shard int64

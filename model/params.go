@@ -1,72 +1,72 @@
 package model
 
 import (
-	"fmt"
-
 	"github.com/shoggo/shoggo/tensor"
 )
 
 // ParamSpecs lists every trainable tensor of a config, in a fixed order,
-// under the Hugging Face name it has in the family's checkpoints. Shapes are
-// shoggo's internal layout: every linear weight is (out, in). GPT-2 stores
-// its Conv1D weights as (in, out) on disk; the checkpoint loader and writer
-// transpose them. A tied LM head is not listed.
+// under the Hugging Face name it has in the family's checkpoints (from the
+// family table). Shapes are shoggo's internal layout: every linear weight is
+// (out, in). GPT-2 stores its Conv1D weights as (in, out) on disk; the
+// checkpoint loader and writer transpose them. A tied LM head is not listed.
+// Per block the order is: norm 1, q/k/v (or the fused QKV), the per-head
+// q/k norms, o, norm 2, the MLP; each linear's weight before its bias.
 func ParamSpecs(c *Config) []tensor.Spec {
+	f := c.Spec()
+	if f == nil {
+		return nil
+	}
 	C, I, V := c.HiddenSize, c.IntermediateSize, c.VocabSize
 	hs := c.HeadDim()
 	Q, KV := c.NumAttentionHeads*hs, c.NumKeyValueHeads*hs
+	n := &f.Names
 	var s []tensor.Spec
 	add := func(name string, shape ...int) { s = append(s, tensor.Spec{Name: name, Shape: shape}) }
-	if c.Family() == GPT2 {
-		add("transformer.wte.weight", V, C)
-		add("transformer.wpe.weight", c.MaxPositionEmbeddings, C)
-		for l := 0; l < c.NumHiddenLayers; l++ {
-			p := fmt.Sprintf("transformer.h.%d.", l)
-			add(p+"ln_1.weight", C)
-			add(p+"ln_1.bias", C)
-			add(p+"attn.c_attn.weight", 3*C, C)
-			add(p+"attn.c_attn.bias", 3*C)
-			add(p+"attn.c_proj.weight", C, C)
-			add(p+"attn.c_proj.bias", C)
-			add(p+"ln_2.weight", C)
-			add(p+"ln_2.bias", C)
-			add(p+"mlp.c_fc.weight", I, C)
-			add(p+"mlp.c_fc.bias", I)
-			add(p+"mlp.c_proj.weight", C, I)
-			add(p+"mlp.c_proj.bias", C)
+	linear := func(name string, out, in int, bias bool) {
+		add(name+".weight", out, in)
+		if bias {
+			add(name+".bias", out)
 		}
-		add("transformer.ln_f.weight", C)
-		add("transformer.ln_f.bias", C)
-		return s
 	}
-	add("model.embed_tokens.weight", V, C)
+	norm := func(name string, size int) {
+		add(name+".weight", size)
+		if f.Norm == LayerNorm {
+			add(name+".bias", size)
+		}
+	}
+	add(n.Embed+".weight", V, C)
+	if f.LearnedPositions {
+		add(n.Pos+".weight", c.MaxPositionEmbeddings, C)
+	}
+	qkvBias, oBias, mlpBias := c.QKVBias(), c.OBias(), c.MLPBiases()
 	for l := 0; l < c.NumHiddenLayers; l++ {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		add(p+"input_layernorm.weight", C)
-		add(p+"self_attn.q_proj.weight", Q, C)
-		if c.QKVBias() {
-			add(p+"self_attn.q_proj.bias", Q)
+		p := f.LayerPrefix(l)
+		norm(p+n.Norm1, C)
+		if n.QKV != "" {
+			linear(p+n.QKV, Q+2*KV, C, qkvBias)
+		} else {
+			linear(p+n.Q, Q, C, qkvBias)
+			linear(p+n.K, KV, C, qkvBias)
+			linear(p+n.V, KV, C, qkvBias)
 		}
-		add(p+"self_attn.k_proj.weight", KV, C)
-		if c.QKVBias() {
-			add(p+"self_attn.k_proj.bias", KV)
+		if f.QKNorm {
+			norm(p+n.QNorm, hs)
+			norm(p+n.KNorm, hs)
 		}
-		add(p+"self_attn.v_proj.weight", KV, C)
-		if c.QKVBias() {
-			add(p+"self_attn.v_proj.bias", KV)
+		linear(p+n.O, C, Q, oBias)
+		norm(p+n.Norm2, C)
+		if f.MLP == GELUMLP {
+			linear(p+n.Fc, I, C, mlpBias)
+			linear(p+n.Proj, C, I, mlpBias)
+		} else {
+			linear(p+n.Gate, I, C, mlpBias)
+			linear(p+n.Up, I, C, mlpBias)
+			linear(p+n.Down, C, I, mlpBias)
 		}
-		add(p+"self_attn.o_proj.weight", C, Q)
-		if c.OBias() {
-			add(p+"self_attn.o_proj.bias", C)
-		}
-		add(p+"post_attention_layernorm.weight", C)
-		add(p+"mlp.gate_proj.weight", I, C)
-		add(p+"mlp.up_proj.weight", I, C)
-		add(p+"mlp.down_proj.weight", C, I)
 	}
-	add("model.norm.weight", C)
-	if !c.TieWordEmbeddings {
-		add("lm_head.weight", V, C)
+	norm(n.NormF, C)
+	if !c.TieWordEmbeddings && !f.TiedOnly {
+		add(n.LMHead+".weight", V, C)
 	}
 	return s
 }
@@ -81,12 +81,6 @@ func ParamCount(c *Config) int64 {
 }
 
 // IsConv1D reports whether a GPT-2 tensor is stored as Conv1D (in, out) in
-// Hugging Face checkpoints.
-func IsConv1D(name string) bool {
-	for _, suf := range []string{"attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"} {
-		if len(name) >= len(suf) && name[len(name)-len(suf):] == suf {
-			return true
-		}
-	}
-	return false
-}
+// Hugging Face checkpoints. It is the GPT-2 entry's FamilySpec.Transposed;
+// code that has a config should ask its own family.
+func IsConv1D(name string) bool { return families[GPT2].Transposed(name) }

@@ -129,7 +129,7 @@ func TestHFParity(t *testing.T) {
 				}
 				wantG := floats(t, f, name)
 				gotG := g.F32
-				if m.Cfg.Family() == GPT2 && IsConv1D(pname) {
+				if m.Cfg.Spec().Transposed(pname) {
 					gotG = transpose(gotG, g.Shape[0], g.Shape[1])
 				}
 				var d, mx float64
@@ -213,7 +213,7 @@ func TestHFParity(t *testing.T) {
 // Saving and reloading in each dtype round-trips the weights (exactly for
 // F32, to the dtype's rounding otherwise), sharded or not.
 func TestSaveLoadHF(t *testing.T) {
-	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2"} {
+	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"} {
 		for _, dt := range []tensor.DType{tensor.F32, tensor.BF16, tensor.F16} {
 			cfg, _ := LookupPreset(preset)
 			m, _ := New(cfg, cpu.New(), tensor.F32, false)

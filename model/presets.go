@@ -47,6 +47,15 @@ var Presets = map[string]Preset{
 		Source:    "Qwen/Qwen2-0.5B config.json (hidden 896, intermediate 4864, 24 layers, 14 heads, 2 KV heads, tied); Qwen2 technical report and Hugging Face list 0.49B (494M) parameters",
 		Published: 494_000_000,
 	},
+	"qwen3-0.6b": {
+		Config: Config{ModelType: "qwen3", VocabSize: 151936, HiddenSize: 1024, IntermediateSize: 3072, NumHiddenLayers: 28,
+			NumAttentionHeads: 16, NumKeyValueHeads: 8, HeadDimension: 128, MaxPositionEmbeddings: 40960, RMSNormEps: 1e-6,
+			RopeTheta: 1000000, TieWordEmbeddings: true, HiddenAct: "silu", BOSTokenID: intp(151643), EOSTokenID: intp(151645)},
+		Source: "Qwen/Qwen3-0.6B config.json (Qwen3ForCausalLM; hidden 1024, intermediate 3072, 28 layers, 16 heads of head_dim 128 " +
+			"(q_proj 2048 wide), 8 KV heads, q/k RMSNorm, attention_bias false, rope_theta 1e6, rms_norm_eps 1e-6, 40960 positions, tied); " +
+			"the model card lists 0.6B parameters (0.44B non-embedding)",
+		Published: 600_000_000,
+	},
 	"smollm-135m": {
 		Config: Config{ModelType: "llama", VocabSize: 49152, HiddenSize: 576, IntermediateSize: 1536, NumHiddenLayers: 30,
 			NumAttentionHeads: 9, NumKeyValueHeads: 3, MaxPositionEmbeddings: 2048, RMSNormEps: 1e-5, RopeTheta: 10000,
@@ -84,6 +93,12 @@ var Presets = map[string]Preset{
 			NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 64, RMSNormEps: 1e-5, RopeTheta: 50000,
 			TieWordEmbeddings: false, HiddenAct: "silu"},
 		Source: "shoggo test config",
+	},
+	"tiny-qwen3": {
+		Config: Config{ModelType: "qwen3", VocabSize: 101, HiddenSize: 32, IntermediateSize: 64, NumHiddenLayers: 2,
+			NumAttentionHeads: 4, NumKeyValueHeads: 2, HeadDimension: 16, MaxPositionEmbeddings: 64, RMSNormEps: 1e-6, RopeTheta: 1000000,
+			TieWordEmbeddings: false, HiddenAct: "silu"},
+		Source: "shoggo test config (head_dim 16 differs from hidden/heads = 8)",
 	},
 	"tiny-qwen2": {
 		Config: Config{ModelType: "qwen2", VocabSize: 101, HiddenSize: 32, IntermediateSize: 64, NumHiddenLayers: 2,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/shoggo/shoggo/backend"
@@ -144,7 +143,8 @@ func QuantizeHF(srcDir, dstDir string, o QuantizeOptions) (*QuantizeResult, erro
 
 	// A model value carrying only the config, for readTensor (names,
 	// shapes, GPT-2's Conv1D transposes).
-	rd := &Transformer{Cfg: *cfg}
+	fam := cfg.Spec()
+	rd := &Transformer{Cfg: *cfg, fam: fam}
 	specs := ParamSpecs(cfg)
 	shapes := map[string]tensor.Shape{}
 	for _, s := range specs {
@@ -154,12 +154,12 @@ func QuantizeHF(srcDir, dstDir string, o QuantizeOptions) (*QuantizeResult, erro
 	res := &QuantizeResult{Config: qc}
 	var out []*tensor.Tensor
 	for _, s := range specs {
-		prefix, isLinear := blockLinear(s.Name)
+		prefix, isLinear := fam.BlockLinear(s.Name)
 		if isLinear && qc.Skipped(prefix) {
 			isLinear = false
 		}
 		if !isLinear {
-			if _, ok := blockLinear(s.Name); ok && IsConv1D(s.Name) {
+			if fam.Transposed(s.Name) {
 				return nil, fmt.Errorf("quantize: keeping GPT-2 Conv1D layer %s unquantized is not supported", prefix)
 			}
 			data, err := rd.readTensor(st, srcDir, s.Name, s.Shape, used)
@@ -208,16 +208,7 @@ func QuantizeHF(srcDir, dstDir string, o QuantizeOptions) (*QuantizeResult, erro
 			out = append(out, t)
 		}
 	}
-	var extra []string
-	for _, n := range st.Names() {
-		if !used[n] && !knownBuffer(n) && !(n == "lm_head.weight" && cfg.TieWordEmbeddings) {
-			extra = append(extra, n)
-		}
-	}
-	sort.Strings(extra)
-	for _, n := range extra {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%s: ignoring unknown tensor %q", srcDir, n))
-	}
+	res.Warnings = unusedTensors(st.Names(), srcDir, used, cfg)
 
 	if err := os.MkdirAll(dstDir, 0o755); err != nil {
 		return nil, err
@@ -326,72 +317,39 @@ func loadQuantized(dir string, be backend.Backend, qc *quant.Config) (*Transform
 	if err != nil {
 		return nil, nil, err
 	}
-	used := map[string]bool{}
-	for _, p := range m.Params.Tensors() {
-		data, err := m.readTensor(st, dir, p.Name, p.Shape, used)
-		if err != nil {
-			return nil, nil, err
-		}
-		copy(p.F32, data)
-	}
-	C := cfg.HiddenSize
-	for _, pl := range m.pending {
+	warns, err := m.loadWeights(st, dir, func(pl pendingLinear, used map[string]bool) (bool, error) {
 		if qc.Skipped(pl.prefix) {
-			// Stored as floats, like an ordinary checkpoint.
-			w, err := m.readTensor(st, dir, pl.prefix+".weight", tensor.Shape{pl.out, pl.in}, used)
-			if err != nil {
-				return nil, nil, err
-			}
-			var b *tensor.Tensor
-			if pl.bias {
-				bd, err := m.readTensor(st, dir, pl.prefix+".bias", tensor.Shape{pl.out}, used)
-				if err != nil {
-					return nil, nil, err
-				}
-				b = tensor.FromF32(bd, pl.out)
-			}
-			if err := pl.build(tensor.FromF32(w, pl.out, pl.in), b); err != nil {
-				return nil, nil, fmt.Errorf("%s: %s: %w", dir, pl.prefix, err)
-			}
-			continue
+			return false, nil // stored as floats, like an ordinary checkpoint
 		}
-		l, err := loadQuantLayer(st, dir, pl, format, opts, used)
+		l, err := loadQuantLayer(st, dir, m.fam, pl, format, opts, used)
 		if err != nil {
-			return nil, nil, err
+			return false, err
 		}
-		var w, b *tensor.Tensor
-		if cfg.Family() == GPT2 && strings.HasSuffix(pl.prefix, ".c_attn") {
-			// The fused (3C, C) layer reaches the model as q, k and v row
-			// blocks; build asks the factory three times for (C, C) views
-			// of a placeholder.
-			for i := 0; i < 3; i++ {
-				part, err := rowBlock(l, i*C, (i+1)*C)
+		if pl.split != nil {
+			// A fused layer (GPT-2's c_attn) reaches the model as row
+			// blocks (q, k, v): build asks the factory once per block.
+			r0 := 0
+			for _, rows := range pl.split {
+				part, err := rowBlock(l, r0, r0+rows)
 				if err != nil {
-					return nil, nil, fmt.Errorf("%s: %w", tensorWhere(st, dir, l.Name+".weight"), err)
+					return false, fmt.Errorf("%s: %w", tensorWhere(st, dir, l.Name+".weight"), err)
 				}
 				queue = append(queue, part)
+				r0 += rows
 			}
-			w, b = tensor.New(tensor.F32, pl.out, pl.in), tensor.New(tensor.F32, pl.out)
 		} else {
 			queue = append(queue, l)
 		}
-		if err := pl.build(w, b); err != nil {
-			return nil, nil, fmt.Errorf("%s: %s: %w", dir, pl.prefix, err)
+		if err := pl.build(nil, nil); err != nil {
+			return false, fmt.Errorf("%s: %s: %w", dir, pl.prefix, err)
 		}
 		if len(queue) != 0 {
 			panic("model: quantized layers left over after building " + pl.prefix)
 		}
-	}
-	var warns []string
-	var extra []string
-	for _, n := range st.Names() {
-		if !used[n] && !knownBuffer(n) && !(n == "lm_head.weight" && cfg.TieWordEmbeddings) {
-			extra = append(extra, n)
-		}
-	}
-	sort.Strings(extra)
-	for _, n := range extra {
-		warns = append(warns, fmt.Sprintf("%s: ignoring unknown tensor %q", dir, n))
+		return true, nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	return m, warns, nil
 }
@@ -406,9 +364,9 @@ func tensorWhere(st *safetensors.Set, dir, name string) string {
 
 // loadQuantLayer reads the quantized layer for pl and checks it against the
 // config.
-func loadQuantLayer(st *safetensors.Set, dir string, pl pendingLinear, format string, opts quant.Options, used map[string]bool) (*quant.Linear, error) {
+func loadQuantLayer(st *safetensors.Set, dir string, fam *FamilySpec, pl pendingLinear, format string, opts quant.Options, used map[string]bool) (*quant.Linear, error) {
 	prefix := pl.prefix
-	for _, n := range diskNames(pl.prefix + ".weight") {
+	for _, n := range fam.diskNames(pl.prefix + ".weight") {
 		if _, ok := st.Info(n); ok {
 			prefix = strings.TrimSuffix(n, ".weight")
 			break

@@ -78,7 +78,7 @@ func maxDiff32(a, b []float32) float64 {
 // quant.Linear layers; non-linear tensors survive exactly (fp32) or to bf16
 // rounding.
 func TestQuantizedRoundTrip(t *testing.T) {
-	dirs := []string{"llama", "qwen2", "gpt2", "qwen2_untied", "llama_sharded"}
+	dirs := []string{"llama", "qwen2", "gpt2", "qwen2_untied", "llama_sharded", "qwen3"}
 	for _, d := range dirs {
 		src := filepath.Join("../testdata/models", d)
 		ref, _, err := LoadHF(src, cpu.New(), tensor.F32, false)

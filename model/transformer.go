@@ -59,7 +59,8 @@ func CountTargets(batches []*Batch) int {
 type Block struct {
 	Norm1, Norm2   *nn.Norm
 	Q, K, V, O     nn.Layer
-	Fc, Proj       nn.Layer // GPT-2 MLP
+	QNorm, KNorm   *nn.Norm // per-head norms on q and k (Qwen3); nil otherwise
+	Fc, Proj       nn.Layer // GELU MLP (GPT-2)
 	Gate, Up, Down nn.Layer // SwiGLU MLP
 }
 
@@ -91,28 +92,13 @@ type Transformer struct {
 	// stochastic layers (LoRA dropout) can replay their masks.
 	RecomputeHook func(recomputing bool)
 
+	// fam is the family table entry of Cfg, looked up once when the model
+	// is built.
+	fam           *FamilySpec
 	acts          *activations
 	checkpointing bool
 	factory       LinearFactory
 	pending       []pendingLinear
-}
-
-// blockLinear reports whether a parameter belongs to a block's linear layer
-// and returns the layer's name prefix.
-func blockLinear(name string) (string, bool) {
-	prefix, ok := strings.CutSuffix(name, ".weight")
-	if !ok {
-		prefix, ok = strings.CutSuffix(name, ".bias")
-	}
-	if !ok || !(strings.HasPrefix(name, "model.layers.") || strings.HasPrefix(name, "transformer.h.")) {
-		return "", false
-	}
-	i := strings.LastIndexByte(prefix, '.')
-	switch prefix[i+1:] {
-	case "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "c_attn", "c_proj", "c_fc":
-		return prefix, true
-	}
-	return "", false
 }
 
 // DefaultChunkRows is the ChunkRows of a new model: 128 rows of float32
@@ -147,22 +133,16 @@ type FrozenOptions struct {
 	HalfEmbeddings bool
 }
 
-// halfTable reports whether the parameter name is a table that
-// HalfEmbeddings keeps in BF16.
-func halfTable(name string) bool {
-	switch name {
-	case "model.embed_tokens.weight", "lm_head.weight", "transformer.wte.weight":
-		return true
-	}
-	return false
-}
-
 // pendingLinear is a block linear built outside the parameter arena.
 type pendingLinear struct {
 	prefix  string
 	out, in int
 	bias    bool
-	build   func(w, b *tensor.Tensor) error
+	// split, for a fused layer (GPT-2's c_attn), are the row counts of the
+	// layers it is cut into (q, k, v); build then asks the factory once per
+	// part, in order, with row blocks of w and b.
+	split []int
+	build func(w, b *tensor.Tensor) error
 }
 
 // NewFrozen is New with the block linears (attention and MLP projections)
@@ -184,13 +164,14 @@ func NewFrozenOpts(cfg *Config, be backend.Backend, dt tensor.DType, trainable b
 		return nil, fmt.Errorf("model: half (bf16) embeddings need a frozen model (trainable=false)")
 	}
 	factory := opt.Factory
+	fam := cfg.Spec()
 	specs := ParamSpecs(cfg)
 	var kept, tables []tensor.Spec
 	for _, s := range specs {
-		if _, ok := blockLinear(s.Name); ok && factory != nil {
+		if _, ok := fam.BlockLinear(s.Name); ok && factory != nil {
 			continue
 		}
-		if opt.HalfEmbeddings && halfTable(s.Name) {
+		if opt.HalfEmbeddings && fam.isTable(s.Name) {
 			tables = append(tables, s)
 			continue
 		}
@@ -201,7 +182,7 @@ func NewFrozenOpts(cfg *Config, be backend.Backend, dt tensor.DType, trainable b
 	if err != nil {
 		return nil, err
 	}
-	m := &Transformer{Cfg: *cfg, BE: be, DType: dt, Params: params, ChunkRows: DefaultChunkRows, factory: factory}
+	m := &Transformer{Cfg: *cfg, BE: be, DType: dt, Params: params, ChunkRows: DefaultChunkRows, factory: factory, fam: fam}
 	if len(tables) > 0 {
 		if m.Tables, err = tensor.NewArena(tensor.BF16, tables); err != nil {
 			return nil, err
@@ -280,7 +261,7 @@ func (m *Transformer) linear(prefix string, bias bool) *nn.Linear {
 
 func (m *Transformer) norm(prefix string) *nn.Norm {
 	c := &m.Cfg
-	n := &nn.Norm{BE: m.BE, Name: prefix, RMS: c.Family() != GPT2, Eps: c.NormEps(),
+	n := &nn.Norm{BE: m.BE, Name: prefix, RMS: m.fam.Norm == RMSNorm, Eps: c.NormEps(),
 		W: m.p(prefix + ".weight"), DW: m.g(prefix + ".weight")}
 	if !n.RMS {
 		n.B, n.DB = m.p(prefix+".bias"), m.g(prefix+".bias")
@@ -288,74 +269,101 @@ func (m *Transformer) norm(prefix string) *nn.Norm {
 	return n
 }
 
-// wire builds the modules as views into the arenas.
+// wire builds the modules as views into the arenas, following the family
+// table.
 func (m *Transformer) wire() {
-	c := &m.Cfg
+	c, f := &m.Cfg, m.fam
+	n := &f.Names
 	C, I := c.HiddenSize, c.IntermediateSize
 	hs := c.HeadDim()
 	Q, KV := c.NumAttentionHeads*hs, c.NumKeyValueHeads*hs
+	qkvBias, oBias, mlpBias := c.QKVBias(), c.OBias(), c.MLPBiases()
+	m.Embed, m.DEmbed = m.p(n.Embed+".weight"), m.g(n.Embed+".weight")
+	if f.LearnedPositions {
+		m.PosEmbed, m.DPosEmbed = m.p(n.Pos+".weight"), m.g(n.Pos+".weight")
+	}
 	m.Blocks = make([]*Block, c.NumHiddenLayers)
-	if c.Family() == GPT2 {
-		m.Embed, m.DEmbed = m.p("transformer.wte.weight"), m.g("transformer.wte.weight")
-		m.PosEmbed, m.DPosEmbed = m.p("transformer.wpe.weight"), m.g("transformer.wpe.weight")
-		for l := range m.Blocks {
-			p := fmt.Sprintf("transformer.h.%d.", l)
-			blk := &Block{Norm1: m.norm(p + "ln_1"), Norm2: m.norm(p + "ln_2")}
-			m.Blocks[l] = blk
-			m.slot(&blk.O, p+"attn.c_proj", C, C, true)
-			m.slot(&blk.Fc, p+"mlp.c_fc", I, C, true)
-			m.slot(&blk.Proj, p+"mlp.c_proj", C, I, true)
-			if m.factory != nil {
-				// The fused (3C, C) c_attn reaches the factory as three
-				// (C, C) row blocks: q, k and v.
-				prefix := p + "attn.c_attn"
-				m.pending = append(m.pending, pendingLinear{prefix: prefix, out: 3 * C, in: C, bias: true,
-					build: func(w, b *tensor.Tensor) error {
-						dst := []*nn.Layer{&blk.Q, &blk.K, &blk.V}
-						for i, d := range dst {
-							l, err := m.factory(prefix, w.View(i*C*C, C, C), b.View(i*C, C))
-							if err != nil {
-								return err
-							}
-							*d = l
-						}
-						return nil
-					}})
-				continue
-			}
-			qkv := m.linear(p+"attn.c_attn", true)
-			// q, k and v are row blocks of the fused (3C, C) c_attn weight.
-			part := func(i int) *nn.Linear {
-				lin := &nn.Linear{BE: m.BE, Name: qkv.Name, W: qkv.W.View(i*C*C, C, C), B: qkv.B.View(i*C, C)}
-				if qkv.DW != nil {
-					lin.DW, lin.DB = qkv.DW.View(i*C*C, C, C), qkv.DB.View(i*C, C)
-				}
-				return lin
-			}
-			blk.Q, blk.K, blk.V = part(0), part(1), part(2)
-		}
-		m.NormF = m.norm("transformer.ln_f")
-		m.LMHead, m.DLMHead = m.Embed, m.DEmbed
-		return
-	}
-	m.Embed, m.DEmbed = m.p("model.embed_tokens.weight"), m.g("model.embed_tokens.weight")
 	for l := range m.Blocks {
-		p := fmt.Sprintf("model.layers.%d.", l)
-		blk := &Block{Norm1: m.norm(p + "input_layernorm"), Norm2: m.norm(p + "post_attention_layernorm")}
+		p := f.LayerPrefix(l)
+		blk := &Block{Norm1: m.norm(p + n.Norm1), Norm2: m.norm(p + n.Norm2)}
 		m.Blocks[l] = blk
-		m.slot(&blk.Q, p+"self_attn.q_proj", Q, C, c.QKVBias())
-		m.slot(&blk.K, p+"self_attn.k_proj", KV, C, c.QKVBias())
-		m.slot(&blk.V, p+"self_attn.v_proj", KV, C, c.QKVBias())
-		m.slot(&blk.O, p+"self_attn.o_proj", C, Q, c.OBias())
-		m.slot(&blk.Gate, p+"mlp.gate_proj", I, C, false)
-		m.slot(&blk.Up, p+"mlp.up_proj", I, C, false)
-		m.slot(&blk.Down, p+"mlp.down_proj", C, I, false)
+		if n.QKV != "" {
+			m.fused(p+n.QKV, []*nn.Layer{&blk.Q, &blk.K, &blk.V}, []int{Q, KV, KV}, C, qkvBias)
+		} else {
+			m.slot(&blk.Q, p+n.Q, Q, C, qkvBias)
+			m.slot(&blk.K, p+n.K, KV, C, qkvBias)
+			m.slot(&blk.V, p+n.V, KV, C, qkvBias)
+		}
+		if f.QKNorm {
+			blk.QNorm, blk.KNorm = m.norm(p+n.QNorm), m.norm(p+n.KNorm)
+		}
+		m.slot(&blk.O, p+n.O, C, Q, oBias)
+		if f.MLP == GELUMLP {
+			m.slot(&blk.Fc, p+n.Fc, I, C, mlpBias)
+			m.slot(&blk.Proj, p+n.Proj, C, I, mlpBias)
+		} else {
+			m.slot(&blk.Gate, p+n.Gate, I, C, mlpBias)
+			m.slot(&blk.Up, p+n.Up, I, C, mlpBias)
+			m.slot(&blk.Down, p+n.Down, C, I, mlpBias)
+		}
 	}
-	m.NormF = m.norm("model.norm")
-	if c.TieWordEmbeddings {
+	m.NormF = m.norm(n.NormF)
+	if c.TieWordEmbeddings || f.TiedOnly {
 		m.LMHead, m.DLMHead = m.Embed, m.DEmbed
 	} else {
-		m.LMHead, m.DLMHead = m.p("lm_head.weight"), m.g("lm_head.weight")
+		m.LMHead, m.DLMHead = m.p(n.LMHead+".weight"), m.g(n.LMHead+".weight")
+	}
+}
+
+// fused wires a fused linear (GPT-2's (Q+2KV, C) c_attn) as one layer per
+// row block: views of the arena's weight, or, with a factory, one factory
+// call per row block when the weight is materialised.
+func (m *Transformer) fused(prefix string, dst []*nn.Layer, rows []int, in int, bias bool) {
+	out := 0
+	for _, r := range rows {
+		out += r
+	}
+	if m.factory != nil {
+		m.pending = append(m.pending, pendingLinear{prefix: prefix, out: out, in: in, bias: bias, split: rows,
+			build: func(w, b *tensor.Tensor) error {
+				r0 := 0
+				for i, d := range dst {
+					// w and b are nil when the caller's factory ignores
+					// them (loadQuantized hands out prepared layers).
+					var wp, bp *tensor.Tensor
+					if w != nil {
+						wp = w.View(r0*in, rows[i], in)
+					}
+					if b != nil {
+						bp = b.View(r0, rows[i])
+					}
+					l, err := m.factory(prefix, wp, bp)
+					if err != nil {
+						return err
+					}
+					*d = l
+					r0 += rows[i]
+				}
+				return nil
+			}})
+		return
+	}
+	all := m.linear(prefix, bias)
+	r0 := 0
+	for i, d := range dst {
+		r := rows[i]
+		lin := &nn.Linear{BE: m.BE, Name: all.Name, W: all.W.View(r0*in, r, in)}
+		if all.DW != nil {
+			lin.DW = all.DW.View(r0*in, r, in)
+		}
+		if bias {
+			lin.B = all.B.View(r0, r)
+			if all.DB != nil {
+				lin.DB = all.DB.View(r0, r)
+			}
+		}
+		*d = lin
+		r0 += r
 	}
 }
 
@@ -376,7 +384,7 @@ func (m *Transformer) InitWeights(rng *rand.Rand) {
 			}
 		default:
 			s := std
-			if strings.HasSuffix(n, "c_proj.weight") || strings.HasSuffix(n, "o_proj.weight") || strings.HasSuffix(n, "down_proj.weight") {
+			if prefix, ok := m.fam.BlockLinear(n); ok && m.fam.residualOut(prefix) {
 				s = resid
 			}
 			for i := 0; i < t.Numel(); i++ {
@@ -386,7 +394,7 @@ func (m *Transformer) InitWeights(rng *rand.Rand) {
 	}
 	for _, pl := range m.pending {
 		s := std
-		if strings.HasSuffix(pl.prefix, "c_proj") || strings.HasSuffix(pl.prefix, "o_proj") || strings.HasSuffix(pl.prefix, "down_proj") {
+		if m.fam.residualOut(pl.prefix) {
 			s = resid
 		}
 		w := tensor.New(tensor.F32, pl.out, pl.in)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proves that model directories written by shoggo (GPT-2, Llama and Qwen2;
+# Proves that model directories written by shoggo (GPT-2, Llama, Qwen2 and Qwen3;
 # fp32, sharded bf16, fp16) load in transformers.AutoModelForCausalLM and give
 # the logits shoggo computed (max |diff| <= 1e-4). Needs reference/.venv
 # (reference/setup.sh).
