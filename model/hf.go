@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/safetensors"
 	"github.com/shoggo/shoggo/tensor"
 )
@@ -294,7 +295,7 @@ func (m *Transformer) SaveHF(dir string, opt SaveOptions) error {
 	_ = json.Unmarshal(cfgJSON, &cm)
 	cm["torch_dtype"] = map[tensor.DType]string{tensor.F32: "float32", tensor.F16: "float16", tensor.BF16: "bfloat16"}[opt.DType]
 	cfgJSON, _ = json.MarshalIndent(cm, "", "  ")
-	if err := WriteFileAtomic(filepath.Join(dir, "config.json"), append(cfgJSON, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), append(cfgJSON, '\n'), 0o644); err != nil {
 		return err
 	}
 	gen := map[string]any{"_from_model_config": true}
@@ -305,7 +306,7 @@ func (m *Transformer) SaveHF(dir string, opt SaveOptions) error {
 		gen["eos_token_id"] = *m.Cfg.EOSTokenID
 	}
 	genJSON, _ := json.MarshalIndent(gen, "", "  ")
-	if err := WriteFileAtomic(filepath.Join(dir, "generation_config.json"), append(genJSON, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "generation_config.json"), append(genJSON, '\n'), 0o644); err != nil {
 		return err
 	}
 	max := opt.MaxShardBytes
@@ -313,40 +314,4 @@ func (m *Transformer) SaveHF(dir string, opt SaveOptions) error {
 		max = 1 << 62
 	}
 	return safetensors.WriteSharded(dir, "model", ts, max, map[string]string{"format": "pt"})
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, fsyncs it and renames it into place, so a crash leaves either
-// the old file or the new one.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

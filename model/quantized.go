@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/nn"
 	"github.com/shoggo/shoggo/quant"
 	"github.com/shoggo/shoggo/safetensors"
@@ -229,7 +230,7 @@ func QuantizeHF(srcDir, dstDir string, o QuantizeOptions) (*QuantizeResult, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := WriteFileAtomic(filepath.Join(dstDir, "config.json"), append(js, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dstDir, "config.json"), append(js, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	return res, nil
