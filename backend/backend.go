@@ -105,4 +105,11 @@ type Backend interface {
 	// the loss sum and the number of counted positions. A target outside
 	// [0, V) that is not IgnoreIndex is an error.
 	CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, gradScale float64, dh, dw *tensor.Tensor) (lossSum float64, count int, err error)
+
+	// KVAttention appends k and v (B, Tn, KVH, HS) to the caches kc and vc
+	// (S, MaxT, KVH, HS) at positions Start[b]..Start[b]+Tn-1 of slot
+	// Slots[b], then writes out (B, Tn, NH, HS) = softmax(q k^T / sqrt(HS)
+	// + mask) v over each new token's cached keys (causal, p.KeyMask). It
+	// is the decoding attention: forward only, no saved state (see KVParams).
+	KVAttention(out, q, k, v, kc, vc *tensor.Tensor, p KVParams)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/decode"
 	"github.com/shoggo/shoggo/internal/plot"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
@@ -217,7 +218,7 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, m *model.Transformer, tok
 	}
 	sample := func() string {
 		ids := tok.Encode(cfg.SamplePrompt)
-		out, err := GenerateText(m, tok, ids, 48, model.SampleOptions{Temperature: 0.8, TopK: 40}, eos, rng)
+		out, err := GenerateText(m, tok, ids, 48, decode.Sampling{Temperature: 0.8, TopK: 40}, eos, rng)
 		if err != nil {
 			return "(" + err.Error() + ")"
 		}
@@ -317,37 +318,19 @@ func PlotMetrics(metricsPath, pngPath string) error {
 }
 
 // GenerateText continues prompt ids by up to maxNew tokens and returns the
-// decoded continuation (stopping at eos).
-func GenerateText(m *model.Transformer, tok Tokenizer, prompt []int32, maxNew int, opt model.SampleOptions, eos int32, rng *rand.Rand) (string, error) {
-	g, err := m.NewGenerator(0)
-	if err != nil {
-		return "", err
-	}
+// decoded continuation (stopping at eos or a full context), through the
+// batched decoder with one row seeded from rng.
+func GenerateText(m *model.Transformer, tok Tokenizer, prompt []int32, maxNew int, opt decode.Sampling, eos int32, rng *rand.Rand) (string, error) {
 	if len(prompt) == 0 {
 		prompt = []int32{eos}
 	}
-	if len(prompt) >= g.Cap() {
-		prompt = prompt[len(prompt)-g.Cap()+1:]
+	if ctx := m.Cfg.MaxPositionEmbeddings; len(prompt) >= ctx {
+		prompt = prompt[len(prompt)-ctx+1:]
 	}
-	logits, err := g.Feed(prompt)
+	res, err := decode.Generate(m, [][]int32{prompt}, decode.Options{MaxNewTokens: maxNew, Sampling: opt,
+		Seed: rng.Uint64(), EOS: []int32{eos}})
 	if err != nil {
 		return "", err
 	}
-	var out []int32
-	hist := append([]int32(nil), prompt...)
-	for len(out) < maxNew && g.Len() < g.Cap() {
-		id := model.Sample(logits, hist, opt, rng)
-		if id == eos {
-			break
-		}
-		out = append(out, id)
-		hist = append(hist, id)
-		if g.Len() >= g.Cap() {
-			break
-		}
-		if logits, err = g.Feed([]int32{id}); err != nil {
-			return "", err
-		}
-	}
-	return tok.Decode(out), nil
+	return tok.Decode(res[0].Tokens), nil
 }

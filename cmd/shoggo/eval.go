@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/shoggo/shoggo/backend/cpu"
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/decode"
 	"github.com/shoggo/shoggo/internal/corpus"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
@@ -167,31 +167,24 @@ func runEval(args []string) error {
 	res.EvalTokPerS = float64(res.Tokens) / el
 
 	if *genTokens > 0 {
-		g, err := m.NewGenerator(0)
-		if err != nil {
-			return err
-		}
 		ids := tok.Encode(*prompt)
-		if len(ids) == 0 || len(ids)+*genTokens > g.Cap() {
-			return fmt.Errorf("--prompt of %d tokens + --gen-tokens %d must fit the context of %d", len(ids), *genTokens, g.Cap())
+		if ctx := m.Cfg.MaxPositionEmbeddings; len(ids) == 0 || len(ids)+*genTokens > ctx {
+			return fmt.Errorf("--prompt of %d tokens + --gen-tokens %d must fit the context of %d", len(ids), *genTokens, ctx)
 		}
-		logits, err := g.Feed(ids)
+		d, err := decode.New(m, 1, len(ids)+*genTokens, nil)
 		if err != nil {
 			return err
 		}
-		var out []int32
-		rng := rand.New(rand.NewPCG(0, 0))
+		if _, err := d.Add(decode.Request{Prompt: ids, MaxNewTokens: *genTokens}); err != nil {
+			return err
+		}
 		c2, t2 := cpuTime(), time.Now()
-		for len(out) < *genTokens {
-			id := model.Sample(logits, nil, model.SampleOptions{}, rng)
-			out = append(out, id)
-			if len(out) == *genTokens {
-				break
-			}
-			if logits, err = g.Feed([]int32{id}); err != nil {
+		for len(d.Active()) > 0 {
+			if _, err := d.Step(); err != nil {
 				return err
 			}
 		}
+		out := d.Result(0).Tokens
 		res.GenTokens = len(out)
 		res.GenTokPerS = float64(len(out)) / time.Since(t2).Seconds()
 		res.GenCPUMsPerTok = float64((cpuTime() - c2).Microseconds()) / 1e3 / float64(len(out))

@@ -1,4 +1,4 @@
-package model
+package decode
 
 import (
 	"math"
@@ -6,8 +6,8 @@ import (
 	"sort"
 )
 
-// SampleOptions control how the next token is chosen from logits.
-type SampleOptions struct {
+// Sampling controls how the next token is chosen from logits.
+type Sampling struct {
 	Temperature       float64 // 0: greedy
 	TopK              int     // 0: off
 	TopP              float64 // 0 or 1: off
@@ -15,8 +15,11 @@ type SampleOptions struct {
 }
 
 // Sample picks a token id from logits (modified in place by the
-// repetition penalty) given the tokens generated so far.
-func Sample(logits []float32, history []int32, opt SampleOptions, rng *rand.Rand) int32 {
+// repetition penalty) given the tokens seen so far (prompt and generated).
+// Greedy (Temperature 0) takes the first largest logit and draws nothing
+// from rng. It is the one sampling helper: the Decoder and every caller
+// use it.
+func Sample(logits []float32, history []int32, opt Sampling, rng *rand.Rand) int32 {
 	if opt.RepetitionPenalty > 0 && opt.RepetitionPenalty != 1 {
 		seen := map[int32]bool{}
 		for _, t := range history {

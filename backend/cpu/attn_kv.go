@@ -1,0 +1,190 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/internal/parallel"
+	"github.com/shoggo/shoggo/internal/vec"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// KVAttention appends the new keys and values to the cache and attends
+// each new query to its slot's cached keys (see backend.Backend.KVAttention).
+//
+// Work items are (query row, head) pairs, run in parallel; each handles the
+// row's Tn queries in order. The float32 path scores the unmasked keys one
+// dot product at a time (internal/vec.Dot), packs them from index 0 of a
+// per-goroutine buffer (so a row's result does not depend on how much left
+// padding its slot has), takes the softmax with vec.Max/vec.ExpSubSum32 and
+// sums the values with vec.Axpy. Results are the same bits for any thread
+// count and any batch composition. F64 tensors run kvAttentionRef.
+func (c *CPU) KVAttention(out, q, k, v, kc, vc *tensor.Tensor, p backend.KVParams) {
+	const op = "KVAttention"
+	checkKV(op, p, out, q, k, v, kc, vc)
+	switch dtypeOf(op, out, q, k, v, kc, vc) {
+	case tensor.F32:
+		kvAppend(s32(k), s32(v), s32(kc), s32(vc), p)
+		kvAttention32(s32(out), s32(q), s32(kc), s32(vc), p)
+	case tensor.F64:
+		kvAppend(s64(k), s64(v), s64(kc), s64(vc), p)
+		kvAttentionRef(s64(out), s64(q), s64(kc), s64(vc), p)
+	}
+}
+
+// checkKV panics, naming the shapes, unless the tensors and index slices
+// have the sizes p implies and every new token fits its slot.
+func checkKV(op string, p backend.KVParams, out, q, k, v, kc, vc *tensor.Tensor) {
+	if p.B < 0 || p.Tn < 0 || p.NH <= 0 || p.KVH <= 0 || p.HS <= 0 || p.NH%p.KVH != 0 || p.S <= 0 || p.MaxT <= 0 {
+		panic(fmt.Sprintf("cpu.%s: bad KVParams B=%d Tn=%d NH=%d KVH=%d HS=%d S=%d MaxT=%d", op, p.B, p.Tn, p.NH, p.KVH, p.HS, p.S, p.MaxT))
+	}
+	nq, nk, nc := p.B*p.Tn*p.NH*p.HS, p.B*p.Tn*p.KVH*p.HS, p.S*p.MaxT*p.KVH*p.HS
+	for _, a := range []struct {
+		name string
+		t    *tensor.Tensor
+		n    int
+	}{{"out", out, nq}, {"q", q, nq}, {"k", k, nk}, {"v", v, nk}, {"kc", kc, nc}, {"vc", vc, nc}} {
+		if a.t.Numel() != a.n {
+			panic(fmt.Sprintf("cpu.%s: %s has shape %v, want %d elements for %+v", op, label(a.name, a.t), a.t.Shape, a.n, p))
+		}
+	}
+	if len(p.Start) != p.B || (p.Slots != nil && len(p.Slots) != p.B) || (p.KeyMask != nil && len(p.KeyMask) != p.S*p.MaxT) {
+		panic(fmt.Sprintf("cpu.%s: len(Start) %d, len(Slots) %d, len(KeyMask) %d for B=%d S=%d MaxT=%d", op, len(p.Start), len(p.Slots), len(p.KeyMask), p.B, p.S, p.MaxT))
+	}
+	seen := make(map[int]bool, p.B)
+	for b := 0; b < p.B; b++ {
+		s := kvSlot(p, b)
+		if s < 0 || s >= p.S || seen[s] {
+			panic(fmt.Sprintf("cpu.%s: row %d: slot %d out of [0, %d) or repeated", op, b, s, p.S))
+		}
+		seen[s] = true
+		if st := int(p.Start[b]); st < 0 || st+p.Tn > p.MaxT {
+			panic(fmt.Sprintf("cpu.%s: row %d: %d cached + %d new positions exceed MaxT %d", op, b, st, p.Tn, p.MaxT))
+		}
+	}
+}
+
+func kvSlot(p backend.KVParams, b int) int {
+	if p.Slots == nil {
+		return b
+	}
+	return int(p.Slots[b])
+}
+
+// kvAppend copies the new keys and values into their slots.
+func kvAppend[T float32 | float64](k, v, kc, vc []T, p backend.KVParams) {
+	row := p.KVH * p.HS
+	for b := 0; b < p.B; b++ {
+		dst := (kvSlot(p, b)*p.MaxT + int(p.Start[b])) * row
+		src := b * p.Tn * row
+		copy(kc[dst:dst+p.Tn*row], k[src:src+p.Tn*row])
+		copy(vc[dst:dst+p.Tn*row], v[src:src+p.Tn*row])
+	}
+}
+
+// kvAttention32 is the float32 attention over the cache.
+func kvAttention32(out, q, kc, vc []float32, p backend.KVParams) {
+	HS, KV := p.HS, p.KVH*p.HS
+	Q := p.NH * HS
+	group := p.NH / p.KVH
+	scale := float32(1 / math.Sqrt(float64(HS)))
+	parallel.For(p.B*p.NH, 1, func(lo, hi int) {
+		scores := make([]float32, p.MaxT)
+		keys := make([]int32, p.MaxT)
+		for it := lo; it < hi; it++ {
+			b, h := it/p.NH, it%p.NH
+			s, kvh := kvSlot(p, b), h/group
+			base := s * p.MaxT
+			// keys of this slot that are attendable, in order
+			nk := 0
+			st := int(p.Start[b])
+			for j := 0; j < st; j++ {
+				if p.KeyMask == nil || p.KeyMask[base+j] != 0 {
+					keys[nk] = int32(j)
+					nk++
+				}
+			}
+			for t := 0; t < p.Tn; t++ {
+				if j := st + t; p.KeyMask == nil || p.KeyMask[base+j] != 0 {
+					keys[nk] = int32(j)
+					nk++
+				}
+				o := out[(b*p.Tn+t)*Q+h*HS : (b*p.Tn+t)*Q+(h+1)*HS]
+				clear(o)
+				if nk == 0 {
+					continue
+				}
+				qv := q[(b*p.Tn+t)*Q+h*HS : (b*p.Tn+t)*Q+(h+1)*HS]
+				sc := scores[:nk]
+				for i, j := range keys[:nk] {
+					off := (base+int(j))*KV + kvh*HS
+					sc[i] = vec.Dot(qv, kc[off:off+HS]) * scale
+				}
+				sum := vec.ExpSubSum32(sc, vec.Max(sc))
+				inv := 1 / sum
+				for i, j := range keys[:nk] {
+					off := (base+int(j))*KV + kvh*HS
+					vec.Axpy(o, sc[i]*inv, vc[off:off+HS])
+				}
+			}
+		}
+	})
+}
+
+// kvAttentionRef is the plain version: scores and softmax in float64, one
+// query at a time. It runs F64 tensors and is the tests' reference.
+func kvAttentionRef[T float32 | float64](out, q, kc, vc []T, p backend.KVParams) {
+	HS, KV := p.HS, p.KVH*p.HS
+	Q := p.NH * HS
+	group := p.NH / p.KVH
+	scale := 1 / math.Sqrt(float64(HS))
+	w := make([]float64, p.MaxT)
+	for b := 0; b < p.B; b++ {
+		s := kvSlot(p, b)
+		for t := 0; t < p.Tn; t++ {
+			last := int(p.Start[b]) + t
+			for h := 0; h < p.NH; h++ {
+				kvh := h / group
+				qv := q[(b*p.Tn+t)*Q+h*HS : (b*p.Tn+t)*Q+(h+1)*HS]
+				mx := math.Inf(-1)
+				for j := 0; j <= last; j++ {
+					w[j] = math.Inf(-1)
+					if p.KeyMask != nil && p.KeyMask[s*p.MaxT+j] == 0 {
+						continue
+					}
+					kv := kc[(s*p.MaxT+j)*KV+kvh*HS:]
+					var d float64
+					for i := range qv {
+						d += float64(qv[i]) * float64(kv[i])
+					}
+					w[j] = d * scale
+					mx = math.Max(mx, w[j])
+				}
+				o := out[(b*p.Tn+t)*Q+h*HS : (b*p.Tn+t)*Q+(h+1)*HS]
+				clear(o)
+				if math.IsInf(mx, -1) {
+					continue
+				}
+				var sum float64
+				for j := 0; j <= last; j++ {
+					w[j] = math.Exp(w[j] - mx)
+					sum += w[j]
+				}
+				acc := make([]float64, HS)
+				for j := 0; j <= last; j++ {
+					if w[j] == 0 {
+						continue
+					}
+					vv := vc[(s*p.MaxT+j)*KV+kvh*HS:]
+					for i := range acc {
+						acc[i] += w[j] / sum * float64(vv[i])
+					}
+				}
+				for i := range o {
+					o[i] = T(acc[i])
+				}
+			}
+		}
+	}
+}

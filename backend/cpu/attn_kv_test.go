@@ -1,0 +1,162 @@
+package cpu
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+// KVAttention over a cache filled in chunks (the whole prompt at once,
+// one token at a time, uneven pieces) gives the outputs of the full causal
+// AttentionForward on the same sequence, with left padding masked through
+// the cache's KeyMask, rows mapped to other slots, grouped-query heads and
+// odd head sizes. Tolerances: float64 1e-12; float32 (vec kernels, float32
+// softmax) 3e-6 on outputs of magnitude ~1.
+func TestKVAttentionMatchesFull(t *testing.T) {
+	cases := []struct {
+		name              string
+		B, T, NH, KVH, HS int
+		pads              []int
+	}{
+		{"mha", 2, 9, 4, 4, 16, []int{0, 3}},
+		{"gqa-odd-hs", 3, 7, 6, 2, 5, []int{2, 0, 6}},
+		{"mqa", 1, 12, 3, 1, 24, []int{0}},
+		{"long-hs", 2, 5, 2, 1, 67, []int{4, 1}},
+	}
+	r := rand.New(rand.NewSource(5))
+	for _, c := range cases {
+		for _, chunks := range [][]int{{c.T}, ones(c.T), {3, 1, c.T - 4}} {
+			for _, dt := range []tensor.DType{tensor.F64, tensor.F32} {
+				q := conv(randT(r, c.B, c.T, c.NH, c.HS), dt)
+				k := conv(randT(r, c.B, c.T, c.KVH, c.HS), dt)
+				v := conv(randT(r, c.B, c.T, c.KVH, c.HS), dt)
+				km := make([]int32, c.B*c.T)
+				for b := 0; b < c.B; b++ {
+					for t := c.pads[b]; t < c.T; t++ {
+						km[b*c.T+t] = 1
+					}
+				}
+				full := tensor.New(dt, c.B, c.T, c.NH, c.HS)
+				be.AttentionForward(full, tensor.New(dt, c.B*c.NH*c.T), q, k, v,
+					backend.AttnParams{B: c.B, T: c.T, NH: c.NH, KVH: c.KVH, HS: c.HS, KeyMask: km})
+
+				S, MaxT := c.B+2, c.T+3
+				kc, vc := tensor.New(dt, S, MaxT, c.KVH, c.HS), tensor.New(dt, S, MaxT, c.KVH, c.HS)
+				slots := make([]int32, c.B)
+				mask := make([]int32, S*MaxT)
+				for b := range slots {
+					slots[b] = int32(S - 1 - b)
+					for t := 0; t < c.T; t++ {
+						mask[int(slots[b])*MaxT+t] = km[b*c.T+t]
+					}
+				}
+				got := tensor.New(dt, c.B, c.T, c.NH, c.HS)
+				t0 := 0
+				for _, tn := range chunks {
+					p := backend.KVParams{B: c.B, Tn: tn, NH: c.NH, KVH: c.KVH, HS: c.HS, S: S, MaxT: MaxT,
+						Slots: slots, Start: make([]int32, c.B), KeyMask: mask}
+					for b := range p.Start {
+						p.Start[b] = int32(t0)
+					}
+					out := tensor.New(dt, c.B, tn, c.NH, c.HS)
+					be.KVAttention(out, cut(q, t0, tn), cut(k, t0, tn), cut(v, t0, tn), kc, vc, p)
+					paste(got, out, t0)
+					t0 += tn
+				}
+				tol := 1e-12
+				if dt == tensor.F32 {
+					tol = 3e-6
+				}
+				for i := 0; i < full.Numel(); i++ {
+					if d := math.Abs(got.At(i) - full.At(i)); d > tol {
+						t.Fatalf("%s %v chunks %v: element %d: kv %v, full %v (diff %g)", c.name, dt, chunks, i, got.At(i), full.At(i), d)
+					}
+				}
+			}
+		}
+	}
+}
+
+// A row's result does not depend on the other rows, on its slot or on how
+// much left padding its slot holds (bit for bit, float32).
+func TestKVAttentionRowIndependent(t *testing.T) {
+	r := rand.New(rand.NewSource(8))
+	const NH, KVH, HS, T = 4, 2, 19, 6
+	q := conv(randT(r, 1, T, NH, HS), tensor.F32)
+	k := conv(randT(r, 1, T, KVH, HS), tensor.F32)
+	v := conv(randT(r, 1, T, KVH, HS), tensor.F32)
+	run := func(pad, slot, S int) []float32 {
+		MaxT := T + pad
+		kc, vc := tensor.New(tensor.F32, S, MaxT, KVH, HS), tensor.New(tensor.F32, S, MaxT, KVH, HS)
+		for i := range kc.F32 { // garbage in the padding must not matter
+			kc.F32[i], vc.F32[i] = float32(i%7), float32(i%5)
+		}
+		mask := make([]int32, S*MaxT)
+		for j := pad; j < MaxT; j++ {
+			mask[slot*MaxT+j] = 1
+		}
+		out := tensor.New(tensor.F32, 1, T, NH, HS)
+		be.KVAttention(out, q, k, v, kc, vc, backend.KVParams{B: 1, Tn: T, NH: NH, KVH: KVH, HS: HS, S: S, MaxT: MaxT,
+			Slots: []int32{int32(slot)}, Start: []int32{int32(pad)}, KeyMask: mask})
+		return out.F32
+	}
+	want := run(0, 0, 1)
+	for _, c := range [][3]int{{3, 1, 2}, {11, 4, 5}} {
+		got := run(c[0], c[1], c[2])
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("pad %d slot %d: element %d = %v, unpadded %v", c[0], c[1], i, got[i], want[i])
+			}
+		}
+	}
+}
+
+func TestKVAttentionShapePanic(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic for a token past MaxT")
+		}
+	}()
+	x := tensor.New(tensor.F32, 1, 1, 1, 4)
+	c := tensor.New(tensor.F32, 1, 2, 1, 4)
+	be.KVAttention(x, x, x, x, c, c, backend.KVParams{B: 1, Tn: 1, NH: 1, KVH: 1, HS: 4, S: 1, MaxT: 2, Start: []int32{2}})
+}
+
+func ones(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = 1
+	}
+	return s
+}
+
+// cut returns positions [t0, t0+n) of x (B, T, H, HS) as a new (B, n, H, HS).
+func cut(x *tensor.Tensor, t0, n int) *tensor.Tensor {
+	B, T, H, HS := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	out := tensor.New(x.DType, B, n, H, HS)
+	row := H * HS
+	for b := 0; b < B; b++ {
+		for t := 0; t < n; t++ {
+			for i := 0; i < row; i++ {
+				out.Set((b*n+t)*row+i, x.At((b*T+t0+t)*row+i))
+			}
+		}
+	}
+	return out
+}
+
+// paste writes part (B, n, H, HS) into x at positions t0.
+func paste(x, part *tensor.Tensor, t0 int) {
+	B, T, H, HS := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	n, row := part.Shape[1], H*HS
+	for b := 0; b < B; b++ {
+		for t := 0; t < n; t++ {
+			for i := 0; i < row; i++ {
+				x.Set((b*T+t0+t)*row+i, part.At((b*n+t)*row+i))
+			}
+		}
+	}
+}
