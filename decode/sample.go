@@ -43,21 +43,25 @@ func Sample(logits []float32, history []int32, opt Sampling, rng *rand.Rand) int
 		}
 		return int32(best)
 	}
-	type cand struct {
-		id int
-		p  float64
-	}
-	cands := make([]cand, len(logits))
 	mx := math.Inf(-1)
 	for _, v := range logits {
 		mx = math.Max(mx, float64(v)/opt.Temperature)
 	}
-	for i, v := range logits {
-		cands[i] = cand{i, float64(v)/opt.Temperature - mx}
+	// Candidates in order of decreasing logit, ties by increasing id (a
+	// stable sort); with top-k only the k best are selected (a heap) and
+	// sorted, which gives the same list.
+	var cands []cand
+	if opt.TopK > 0 && opt.TopK < len(logits) {
+		cands = topK(logits, opt.TopK)
+	} else {
+		cands = make([]cand, len(logits))
+		for i, v := range logits {
+			cands[i] = cand{i, float64(v)}
+		}
 	}
-	sort.SliceStable(cands, func(a, b int) bool { return cands[a].p > cands[b].p })
-	if opt.TopK > 0 && opt.TopK < len(cands) {
-		cands = cands[:opt.TopK]
+	sort.Slice(cands, func(a, b int) bool { return better(cands[a], cands[b]) })
+	for i := range cands {
+		cands[i].p = cands[i].p/opt.Temperature - mx
 	}
 	var sum float64
 	for i := range cands {
@@ -86,4 +90,55 @@ func Sample(logits []float32, history []int32, opt Sampling, rng *rand.Rand) int
 		}
 	}
 	return int32(cands[len(cands)-1].id)
+}
+
+// cand is a token id and its logit (later its probability weight).
+type cand struct {
+	id int
+	p  float64
+}
+
+// better orders candidates: larger logit first, then smaller id.
+func better(a, b cand) bool { return a.p > b.p || (a.p == b.p && a.id < b.id) }
+
+// topK returns the k best candidates of logits (unordered), through a
+// min-heap whose root is the worst kept.
+func topK(logits []float32, k int) []cand {
+	h := make([]cand, 0, k)
+	down := func(i int) {
+		for {
+			w, l, r := i, 2*i+1, 2*i+2
+			if l < len(h) && better(h[w], h[l]) {
+				w = l
+			}
+			if r < len(h) && better(h[w], h[r]) {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i, v := range logits {
+		c := cand{i, float64(v)}
+		if len(h) < k {
+			h = append(h, c)
+			for j := len(h) - 1; j > 0; {
+				p := (j - 1) / 2
+				if !better(h[p], h[j]) {
+					break
+				}
+				h[p], h[j] = h[j], h[p]
+				j = p
+			}
+			continue
+		}
+		if better(c, h[0]) {
+			h[0] = c
+			down(0)
+		}
+	}
+	return h
 }

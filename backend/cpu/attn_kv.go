@@ -52,7 +52,7 @@ func checkKV(op string, p backend.KVParams, out, q, k, v, kc, vc *tensor.Tensor)
 	if len(p.Start) != p.B || (p.Slots != nil && len(p.Slots) != p.B) || (p.KeyMask != nil && len(p.KeyMask) != p.S*p.MaxT) {
 		panic(fmt.Sprintf("cpu.%s: len(Start) %d, len(Slots) %d, len(KeyMask) %d for B=%d S=%d MaxT=%d", op, len(p.Start), len(p.Slots), len(p.KeyMask), p.B, p.S, p.MaxT))
 	}
-	seen := make(map[int]bool, p.B)
+	seen := make([]bool, p.S)
 	for b := 0; b < p.B; b++ {
 		s := kvSlot(p, b)
 		if s < 0 || s >= p.S || seen[s] {

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -156,6 +157,74 @@ func paste(x, part *tensor.Tensor, t0 int) {
 		for t := 0; t < n; t++ {
 			for i := 0; i < row; i++ {
 				x.Set((b*T+t0+t)*row+i, part.At((b*n+t)*row+i))
+			}
+		}
+	}
+}
+
+// BenchmarkKVAttention: one decoding step (Tn = 1) of GPT-2-shaped
+// attention (NH 12, HS 64) over 1024 cached positions, B rows; "scalar" is
+// the plain float32 loop the old model.Generator ran per row and head.
+func BenchmarkKVAttention(b *testing.B) {
+	const NH, HS, T = 12, 64, 1024
+	r := rand.New(rand.NewSource(1))
+	for _, B := range []int{1, 8} {
+		q := conv(randT(r, B, 1, NH, HS), tensor.F32)
+		k := conv(randT(r, B, 1, NH, HS), tensor.F32)
+		v := conv(randT(r, B, 1, NH, HS), tensor.F32)
+		kc, vc := conv(randT(r, B, T+1, NH, HS), tensor.F32), conv(randT(r, B, T+1, NH, HS), tensor.F32)
+		out := tensor.New(tensor.F32, B, 1, NH, HS)
+		p := backend.KVParams{B: B, Tn: 1, NH: NH, KVH: NH, HS: HS, S: B, MaxT: T + 1, Start: make([]int32, B)}
+		for i := range p.Start {
+			p.Start[i] = T
+		}
+		b.Run(fmt.Sprintf("kv/B=%d", B), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				be.KVAttention(out, q, k, v, kc, vc, p)
+			}
+		})
+		b.Run(fmt.Sprintf("scalar/B=%d", B), func(b *testing.B) {
+			scores := make([]float32, T+1)
+			for i := 0; i < b.N; i++ {
+				for row := 0; row < B; row++ {
+					scalarAttention(out.F32[row*NH*HS:], q.F32[row*NH*HS:], kc.F32[row*(T+1)*NH*HS:], vc.F32[row*(T+1)*NH*HS:], scores, T, NH, HS)
+				}
+			}
+		})
+	}
+}
+
+// scalarAttention is the old model.Generator's attention loop for one
+// query at position p (MHA).
+func scalarAttention(att, q, kc, vc, scores []float32, p, NH, hs int) {
+	Q := NH * hs
+	scale := float32(1 / math.Sqrt(float64(hs)))
+	for hd := 0; hd < NH; hd++ {
+		qv := q[hd*hs : (hd+1)*hs]
+		mx := float32(math.Inf(-1))
+		for j := 0; j <= p; j++ {
+			kv := kc[j*Q+hd*hs : j*Q+(hd+1)*hs]
+			var s float32
+			for d := range qv {
+				s += qv[d] * kv[d]
+			}
+			s *= scale
+			scores[j] = s
+			mx = max(mx, s)
+		}
+		var sum float32
+		for j := 0; j <= p; j++ {
+			e := float32(math.Exp(float64(scores[j] - mx)))
+			scores[j] = e
+			sum += e
+		}
+		o := att[hd*hs : (hd+1)*hs]
+		clear(o)
+		for j := 0; j <= p; j++ {
+			w := scores[j] / sum
+			vv := vc[j*Q+hd*hs : j*Q+(hd+1)*hs]
+			for d := range o {
+				o[d] += w * vv[d]
 			}
 		}
 	}
