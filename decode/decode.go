@@ -206,16 +206,13 @@ func (d *Decoder) Step() ([]Token, error) {
 		}
 	}
 	V := d.m.Cfg.VocabSize
-	row := map[int]int{}
 	if len(d.rows) > 0 {
 		logits := d.logitsBuf(len(d.rows))
 		if err := d.m.ForwardKV(d.kc, d.rows, d.ids, 1, nil, logits); err != nil {
 			return nil, fmt.Errorf("decode: %w", err)
 		}
-		for b, s := range d.rows {
-			row[int(s)] = b
-		}
 	}
+	b := 0 // d.rows is in slot order
 	var toks []Token
 	for i, s := range d.seqs {
 		if s == nil || s.finish != Running {
@@ -225,8 +222,8 @@ func (d *Decoder) Step() ([]Token, error) {
 		if s.pending != nil {
 			l, s.pending = s.pending, nil
 		} else {
-			b := row[i]
 			l = d.logits.F32[b*V : (b+1)*V]
+			b++
 		}
 		id := Sample(l, s.hist, s.req.Sampling, s.rng)
 		toks = append(toks, Token{Slot: i, ID: id, Finish: d.accept(i, s, id)})

@@ -11,13 +11,15 @@ import (
 	"github.com/shoggo/shoggo/backend/cpu"
 	"github.com/shoggo/shoggo/lora"
 	"github.com/shoggo/shoggo/model"
+	"github.com/shoggo/shoggo/nn"
 	"github.com/shoggo/shoggo/quant"
 	"github.com/shoggo/shoggo/tensor"
 )
 
 // testModel returns a small random model: a plain preset (GPT-2 or
-// Llama-style), or tiny-llama with NF4 block linears, or with LoRA
-// adapters (non-zero B, evaluation mode) on every linear.
+// Llama-style), or tiny-llama with NF4 block linears, with bf16 block
+// linears and embedding/LM-head tables, or with LoRA adapters (non-zero B,
+// evaluation mode) on every linear.
 func testModel(t testing.TB, kind string) *model.Transformer {
 	t.Helper()
 	preset, variant, _ := strings.Cut(kind, "+")
@@ -25,11 +27,18 @@ func testModel(t testing.TB, kind string) *model.Transformer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var factory model.LinearFactory
-	if variant == "nf4" {
-		factory = model.QuantizingFactory(quant.NF4, quant.Options{BlockSize: 32})
+	be := cpu.New()
+	var opts model.FrozenOptions
+	switch variant {
+	case "nf4":
+		opts.Factory = model.QuantizingFactory(quant.NF4, quant.Options{BlockSize: 32})
+	case "bf16":
+		opts.HalfEmbeddings = true
+		opts.Factory = func(name string, w, b *tensor.Tensor) (nn.Layer, error) {
+			return lora.NewHalfLinear(be, name, w, b, tensor.BF16)
+		}
 	}
-	m, err := model.NewFrozen(cfg, cpu.New(), tensor.F32, false, factory)
+	m, err := model.NewFrozenOpts(cfg, be, tensor.F32, false, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +68,7 @@ func testModel(t testing.TB, kind string) *model.Transformer {
 	return m
 }
 
-var kinds = []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-llama+nf4", "tiny-llama+lora"}
+var kinds = []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-llama+nf4", "tiny-qwen2+bf16", "tiny-llama+lora"}
 
 func testPrompts(V int) [][]int32 {
 	rng := rand.New(rand.NewPCG(5, 5))
