@@ -33,8 +33,9 @@ type KVCache struct {
 }
 
 // NewKVCache allocates a cache for slots sequences of up to maxT positions
-// (maxT <= 0: max_position_embeddings). It is the one place decoding
-// memory is allocated; the activation scratch grows on first use.
+// (maxT <= 0: max_position_embeddings). It is the one place the cache's
+// memory is allocated; the activation scratch (newActivations) is made on
+// first use and grows to the largest step.
 func (m *Transformer) NewKVCache(slots, maxT int) (*KVCache, error) {
 	c := &m.Cfg
 	if slots <= 0 {
@@ -48,6 +49,7 @@ func (m *Transformer) NewKVCache(slots, maxT int) (*KVCache, error) {
 		kc.K = append(kc.K, tensor.New(m.DType, slots, maxT, c.NumKeyValueHeads, c.HeadDim()))
 		kc.V = append(kc.V, tensor.New(m.DType, slots, maxT, c.NumKeyValueHeads, c.HeadDim()))
 	}
+	kc.last = tensor.New(m.DType, slots, c.HiddenSize)
 	return kc, nil
 }
 
@@ -179,9 +181,6 @@ func (m *Transformer) ForwardKV(kc *KVCache, slots []int32, ids []int32, Tn int,
 	h := a.resid[len(m.Blocks)]
 	last := h
 	if Tn > 1 {
-		if kc.last == nil || kc.last.Numel() < B*C {
-			kc.last = tensor.New(m.DType, kc.Slots, C)
-		}
 		last = kc.last.View(0, B, C)
 		for b := 0; b < B; b++ {
 			be.Copy(last.View(b*C, 1, C), h.View(((b+1)*Tn-1)*C, 1, C))

@@ -13,10 +13,10 @@ import (
 // KVAttention appends the new keys and values to the cache and attends
 // each new query to its slot's cached keys (see backend.Backend.KVAttention).
 //
-// Work items are (query row, head) pairs, run in parallel; each handles the
-// row's Tn queries in order. The float32 path scores the unmasked keys one
-// dot product at a time (internal/vec.Dot), packs them from index 0 of a
-// per-goroutine buffer (so a row's result does not depend on how much left
+// Work items are (query row, kv head, query heads) run in parallel (see
+// kvAttention32); each handles the row's Tn queries in order. The float32
+// path scores the unmasked keys one dot product at a time (vec.Dot), packs
+// them from index 0 of a per-goroutine buffer (so a row's result does not depend on how much left
 // padding its slot has), takes the softmax with vec.Max/vec.ExpSubSum32 and
 // sums the values with vec.Axpy. Results are the same bits for any thread
 // count and any batch composition. F64 tensors run kvAttentionRef.
@@ -83,18 +83,28 @@ func kvAppend[T float32 | float64](k, v, kc, vc []T, p backend.KVParams) {
 	}
 }
 
-// kvAttention32 is the float32 attention over the cache.
+// kvAttention32 is the float32 attention over the cache. A work item is
+// (row, kv head, group of query heads): the heads of a group share each
+// key and value as it is read. Items hold whole kv-head groups when there
+// are enough of them to keep every thread busy, else one query head each;
+// every head's arithmetic is the same either way.
 func kvAttention32(out, q, kc, vc []float32, p backend.KVParams) {
 	HS, KV := p.HS, p.KVH*p.HS
 	Q := p.NH * HS
 	group := p.NH / p.KVH
+	per := group // query heads per item
+	if p.B*p.KVH < parallel.Threads() {
+		per = 1
+	}
+	split := group / per
 	scale := float32(1 / math.Sqrt(float64(HS)))
-	parallel.For(p.B*p.NH, 1, func(lo, hi int) {
-		scores := make([]float32, p.MaxT)
+	parallel.For(p.B*p.KVH*split, 1, func(lo, hi int) {
+		scores := make([]float32, per*p.MaxT)
 		keys := make([]int32, p.MaxT)
 		for it := lo; it < hi; it++ {
-			b, h := it/p.NH, it%p.NH
-			s, kvh := kvSlot(p, b), h/group
+			b, kvh, part := it/(p.KVH*split), it/split%p.KVH, it%split
+			h0 := kvh*group + part*per
+			s := kvSlot(p, b)
 			base := s * p.MaxT
 			// keys of this slot that are attendable, in order
 			nk := 0
@@ -110,22 +120,31 @@ func kvAttention32(out, q, kc, vc []float32, p backend.KVParams) {
 					keys[nk] = int32(j)
 					nk++
 				}
-				o := out[(b*p.Tn+t)*Q+h*HS : (b*p.Tn+t)*Q+(h+1)*HS]
-				clear(o)
+				row := (b*p.Tn + t) * Q
+				for h := h0; h < h0+per; h++ {
+					clear(out[row+h*HS : row+(h+1)*HS])
+				}
 				if nk == 0 {
 					continue
 				}
-				qv := q[(b*p.Tn+t)*Q+h*HS : (b*p.Tn+t)*Q+(h+1)*HS]
-				sc := scores[:nk]
 				for i, j := range keys[:nk] {
-					off := (base+int(j))*KV + kvh*HS
-					sc[i] = vec.Dot(qv, kc[off:off+HS]) * scale
+					kv := kc[(base+int(j))*KV+kvh*HS:][:HS]
+					for g := 0; g < per; g++ {
+						h := h0 + g
+						scores[g*nk+i] = vec.Dot(q[row+h*HS:row+(h+1)*HS], kv) * scale
+					}
 				}
-				sum := vec.ExpSubSum32(sc, vec.Max(sc))
-				inv := 1 / sum
+				for g := 0; g < per; g++ {
+					sc := scores[g*nk : (g+1)*nk]
+					inv := 1 / vec.ExpSubSum32(sc, vec.Max(sc))
+					vec.Scale(sc, inv)
+				}
 				for i, j := range keys[:nk] {
-					off := (base+int(j))*KV + kvh*HS
-					vec.Axpy(o, sc[i]*inv, vc[off:off+HS])
+					vv := vc[(base+int(j))*KV+kvh*HS:][:HS]
+					for g := 0; g < per; g++ {
+						h := h0 + g
+						vec.Axpy(out[row+h*HS:row+(h+1)*HS], scores[g*nk+i], vv)
+					}
 				}
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/internal/parallel"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -162,48 +163,56 @@ func paste(x, part *tensor.Tensor, t0 int) {
 	}
 }
 
-// BenchmarkKVAttention: one decoding step (Tn = 1) of GPT-2-shaped
-// attention (NH 12, HS 64) over 1024 cached positions, B rows; "scalar" is
-// the plain float32 loop the old model.Generator ran per row and head.
+// BenchmarkKVAttention: one decoding step (Tn = 1) over 1024 cached
+// positions, B rows, GPT-2 heads (NH 12, HS 64) and Qwen2-0.5B heads (NH 14,
+// KVH 2, HS 64); "scalar" is the plain float32 loop the old model.Generator
+// ran per row and head.
 func BenchmarkKVAttention(b *testing.B) {
-	const NH, HS, T = 12, 64, 1024
+	const HS, T = 64, 1024
 	r := rand.New(rand.NewSource(1))
-	for _, B := range []int{1, 8} {
-		q := conv(randT(r, B, 1, NH, HS), tensor.F32)
-		k := conv(randT(r, B, 1, NH, HS), tensor.F32)
-		v := conv(randT(r, B, 1, NH, HS), tensor.F32)
-		kc, vc := conv(randT(r, B, T+1, NH, HS), tensor.F32), conv(randT(r, B, T+1, NH, HS), tensor.F32)
-		out := tensor.New(tensor.F32, B, 1, NH, HS)
-		p := backend.KVParams{B: B, Tn: 1, NH: NH, KVH: NH, HS: HS, S: B, MaxT: T + 1, Start: make([]int32, B)}
-		for i := range p.Start {
-			p.Start[i] = T
-		}
-		b.Run(fmt.Sprintf("kv/B=%d", B), func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				be.KVAttention(out, q, k, v, kc, vc, p)
+	for _, c := range []struct{ NH, KVH int }{{12, 12}, {14, 2}} {
+		NH, KVH := c.NH, c.KVH
+		for _, B := range []int{1, 8} {
+			q := conv(randT(r, B, 1, NH, HS), tensor.F32)
+			k := conv(randT(r, B, 1, KVH, HS), tensor.F32)
+			v := conv(randT(r, B, 1, KVH, HS), tensor.F32)
+			kc, vc := conv(randT(r, B, T+1, KVH, HS), tensor.F32), conv(randT(r, B, T+1, KVH, HS), tensor.F32)
+			out := tensor.New(tensor.F32, B, 1, NH, HS)
+			p := backend.KVParams{B: B, Tn: 1, NH: NH, KVH: KVH, HS: HS, S: B, MaxT: T + 1, Start: make([]int32, B)}
+			for i := range p.Start {
+				p.Start[i] = T
 			}
-		})
-		b.Run(fmt.Sprintf("scalar/B=%d", B), func(b *testing.B) {
-			scores := make([]float32, T+1)
-			for i := 0; i < b.N; i++ {
-				for row := 0; row < B; row++ {
-					scalarAttention(out.F32[row*NH*HS:], q.F32[row*NH*HS:], kc.F32[row*(T+1)*NH*HS:], vc.F32[row*(T+1)*NH*HS:], scores, T, NH, HS)
+			name := fmt.Sprintf("NH=%d,KVH=%d,B=%d", NH, KVH, B)
+			b.Run("kv/"+name, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					be.KVAttention(out, q, k, v, kc, vc, p)
 				}
-			}
-		})
+			})
+			b.Run("scalar/"+name, func(b *testing.B) {
+				scores := make([]float32, T+1)
+				Q, KV := NH*HS, KVH*HS
+				for i := 0; i < b.N; i++ {
+					for row := 0; row < B; row++ {
+						scalarAttention(out.F32[row*Q:], q.F32[row*Q:], kc.F32[row*(T+1)*KV:], vc.F32[row*(T+1)*KV:], scores, T, NH, KVH, HS)
+					}
+				}
+			})
+		}
 	}
 }
 
 // scalarAttention is the old model.Generator's attention loop for one
-// query at position p (MHA).
-func scalarAttention(att, q, kc, vc, scores []float32, p, NH, hs int) {
-	Q := NH * hs
+// query at position p.
+func scalarAttention(att, q, kc, vc, scores []float32, p, NH, KVH, hs int) {
+	KV := KVH * hs
+	group := NH / KVH
 	scale := float32(1 / math.Sqrt(float64(hs)))
 	for hd := 0; hd < NH; hd++ {
+		kvh := hd / group
 		qv := q[hd*hs : (hd+1)*hs]
 		mx := float32(math.Inf(-1))
 		for j := 0; j <= p; j++ {
-			kv := kc[j*Q+hd*hs : j*Q+(hd+1)*hs]
+			kv := kc[j*KV+kvh*hs : j*KV+(kvh+1)*hs]
 			var s float32
 			for d := range qv {
 				s += qv[d] * kv[d]
@@ -222,10 +231,35 @@ func scalarAttention(att, q, kc, vc, scores []float32, p, NH, hs int) {
 		clear(o)
 		for j := 0; j <= p; j++ {
 			w := scores[j] / sum
-			vv := vc[j*Q+hd*hs : j*Q+(hd+1)*hs]
+			vv := vc[j*KV+kvh*hs : j*KV+(kvh+1)*hs]
 			for d := range o {
 				o[d] += w * vv[d]
 			}
+		}
+	}
+}
+
+// The float32 kernel gives the same bits with 1 thread (whole kv-head
+// groups per item) and with many (one query head per item).
+func TestKVAttentionThreads(t *testing.T) {
+	r := rand.New(rand.NewSource(9))
+	const B, Tn, NH, KVH, HS, MaxT = 1, 3, 6, 2, 20, 9
+	q := conv(randT(r, B, Tn, NH, HS), tensor.F32)
+	k := conv(randT(r, B, Tn, KVH, HS), tensor.F32)
+	v := conv(randT(r, B, Tn, KVH, HS), tensor.F32)
+	kc0, vc0 := conv(randT(r, B, MaxT, KVH, HS), tensor.F32), conv(randT(r, B, MaxT, KVH, HS), tensor.F32)
+	run := func(threads int) []float32 {
+		parallel.SetThreads(threads)
+		defer parallel.SetThreads(0)
+		out := tensor.New(tensor.F32, B, Tn, NH, HS)
+		be.KVAttention(out, q, k, v, kc0.Clone(), vc0.Clone(), backend.KVParams{B: B, Tn: Tn, NH: NH, KVH: KVH, HS: HS,
+			S: B, MaxT: MaxT, Start: []int32{4}})
+		return out.F32
+	}
+	one, many := run(1), run(8)
+	for i := range one {
+		if one[i] != many[i] {
+			t.Fatalf("element %d: 1 thread %v, 8 threads %v", i, one[i], many[i])
 		}
 	}
 }
