@@ -297,8 +297,8 @@ type Options struct {
 	// BatchSize is the most rows decoded at once (0: all prompts); a
 	// finished row's slot takes the next waiting prompt.
 	BatchSize int
-	// MaxT caps a slot's cache positions (0: longest prompt + MaxNewTokens,
-	// at most max_position_embeddings + the padding).
+	// MaxT is a slot's cache positions (0: longest prompt + MaxNewTokens);
+	// a row whose cache fills ends with Context.
 	MaxT int
 }
 
