@@ -3,6 +3,7 @@ package decode
 import (
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"testing"
 
 	"github.com/shoggo/shoggo/backend/cpu"
@@ -36,6 +37,7 @@ func BenchmarkDecode(b *testing.B) {
 						prompts[r][i] = int32((i*7 + r) % cfg.VocabSize)
 					}
 				}
+				c0 := cpuNow()
 				toks := 0
 				for i := 0; i < b.N; i++ {
 					res, err := Generate(m, prompts, Options{MaxNewTokens: c.n})
@@ -47,7 +49,16 @@ func BenchmarkDecode(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(toks)/b.Elapsed().Seconds(), "tok/s")
+				b.ReportMetric(float64(cpuNow()-c0)/1e6/float64(toks), "cpu-ms/tok")
 			})
 		}
 	}
+}
+
+// cpuNow is this process's user+system CPU time in ns (CPU time per token
+// is steadier than wall time on a shared machine).
+func cpuNow() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
