@@ -179,7 +179,7 @@ func (d *Decoder) Add(reqs ...Request) ([]int, error) {
 	out := make([]int, B)
 	for b, r := range reqs {
 		s := &seq{req: r, rng: rand.New(rand.NewPCG(r.Seed, 0x5eed)), hist: append([]int32(nil), r.Prompt...)}
-		s.pending = append([]float32(nil), logits.F32[b*V:(b+1)*V]...)
+		s.pending = append([]float32(nil), hostRow(logits, b, V)...)
 		d.seqs[slots[b]] = s
 		out[b] = int(slots[b])
 	}
@@ -193,6 +193,10 @@ func (d *Decoder) logitsBuf(B int) *tensor.Tensor {
 	}
 	return d.logits.View(0, B, V)
 }
+
+// hostRow returns row b of the (B, V) logits as host memory: the one place
+// the decoder reads tensor storage (a device backend downloads here).
+func hostRow(logits *tensor.Tensor, b, V int) []float32 { return logits.F32[b*V : (b+1)*V] }
 
 // Step advances every active row by one token: rows just added sample from
 // their prompt's logits, the others feed their last token through the
@@ -222,7 +226,7 @@ func (d *Decoder) Step() ([]Token, error) {
 		if s.pending != nil {
 			l, s.pending = s.pending, nil
 		} else {
-			l = d.logits.F32[b*V : (b+1)*V]
+			l = hostRow(d.logits, b, V)
 			b++
 		}
 		id := Sample(l, s.hist, s.req.Sampling, s.rng)
