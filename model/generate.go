@@ -26,9 +26,8 @@ type KVCache struct {
 	// Mask (Slots, MaxT) is 1 where a position holds a real token.
 	Mask []int32
 
-	acts    *activations // decoding scratch for up to actsCap tokens
-	actsCap int
-	pos     []int32
+	step, prefill *activations // decoding scratch (see scratch)
+	pos           []int32
 	last    *tensor.Tensor // (B, C) hidden states of each row's last token
 }
 
@@ -59,40 +58,19 @@ func (kc *KVCache) Free(s int) {
 	clear(kc.Mask[s*kc.MaxT : (s+1)*kc.MaxT])
 }
 
-// scratch returns decoding activations for B x T tokens: views of one
-// allocation that grows to the largest B*T seen.
+// scratch returns decoding activations for B x T tokens: one set kept for
+// steps (T = 1) and one for prefills, each made again (newActivations)
+// when the shape changes, so rows finishing or joining cost one small
+// allocation and no list of activation fields exists outside forward.go.
 func (kc *KVCache) scratch(m *Transformer, B, T int) *activations {
-	N := B * T
-	if kc.acts == nil || N > kc.actsCap {
-		kc.acts, kc.actsCap = m.newActivations(N, 1, 1, false), N
+	slot := &kc.prefill
+	if T == 1 {
+		slot = &kc.step
 	}
-	full := kc.acts
-	v := func(t *tensor.Tensor) *tensor.Tensor {
-		if t == nil {
-			return nil
-		}
-		cols := t.Numel() / kc.actsCap
-		if len(t.Shape) == 1 {
-			return t.View(0, N)
-		}
-		return t.View(0, N, cols)
+	if a := *slot; a == nil || a.B != B || a.T != T {
+		*slot = m.newActivations(B, T, 1, false)
 	}
-	a := &activations{B: B, T: T, lnf: v(full.lnf), lnfMean: v(full.lnfMean), lnfRstd: v(full.lnfRstd), tmp: v(full.tmp)}
-	for i, r := range full.resid {
-		if i >= 2 {
-			a.resid = append(a.resid, a.resid[i%2])
-			continue
-		}
-		a.resid = append(a.resid, v(r))
-	}
-	f := &full.layers[0]
-	a.layers = []layerActs{{
-		ln1: v(f.ln1), ln1Mean: v(f.ln1Mean), ln1Rstd: v(f.ln1Rstd),
-		q: v(f.q), k: v(f.k), v: v(f.v), att: v(f.att), mid: v(f.mid),
-		ln2: v(f.ln2), ln2Mean: v(f.ln2Mean), ln2Rstd: v(f.ln2Rstd),
-		h1: v(f.h1), h2: v(f.h2), act: v(f.act),
-	}}
-	return a
+	return *slot
 }
 
 // ForwardKV runs B rows of Tn new tokens each (ids, (B, Tn)) through the
