@@ -28,7 +28,7 @@ type KVCache struct {
 
 	step, prefill *activations // decoding scratch (see scratch)
 	pos           []int32
-	last    *tensor.Tensor // (B, C) hidden states of each row's last token
+	last          *tensor.Tensor // (B, C) hidden states of each row's last token
 }
 
 // NewKVCache allocates a cache for slots sequences of up to maxT positions
