@@ -33,8 +33,8 @@ type KVCache struct {
 
 // NewKVCache allocates a cache for slots sequences of up to maxT positions
 // (maxT <= 0: max_position_embeddings). It is the one place the cache's
-// memory is allocated; the activation scratch (newActivations) is made on
-// first use and grows to the largest step.
+// memory is allocated; the activation scratch comes from newActivations
+// on first use (see scratch).
 func (m *Transformer) NewKVCache(slots, maxT int) (*KVCache, error) {
 	c := &m.Cfg
 	if slots <= 0 {
