@@ -109,4 +109,11 @@ type Backend interface {
 	// LogProber: per-sequence and per-token log-probabilities of targets
 	// (backend/logprob.go).
 	LogProber
+
+	// KVAttention appends k and v (B, Tn, KVH, HS) to the caches kc and vc
+	// (S, MaxT, KVH, HS) at positions Start[b]..Start[b]+Tn-1 of slot
+	// Slots[b], then writes out (B, Tn, NH, HS) = softmax(q k^T / sqrt(HS)
+	// + mask) v over each new token's cached keys (causal, p.KeyMask). It
+	// is the decoding attention: forward only, no saved state (see KVParams).
+	KVAttention(out, q, k, v, kc, vc *tensor.Tensor, p KVParams)
 }

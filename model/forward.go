@@ -56,24 +56,43 @@ func (m *Transformer) Plan(B, T int) error {
 	if T > c.MaxPositionEmbeddings {
 		return fmt.Errorf("plan: sequence length %d exceeds max_position_embeddings %d", T, c.MaxPositionEmbeddings)
 	}
+	nLayers := c.NumHiddenLayers
+	if m.checkpointing {
+		nLayers = 1 // one shared set, refilled by recomputation during backward
+	}
+	m.acts = m.newActivations(B, T, nLayers, true)
+	return nil
+}
+
+// newActivations allocates the activations of B x T tokens with nLayers
+// per-layer sets (1: shared by all layers). With train, it also allocates
+// the gradient scratch, the attention's saved log-sum-exp and one residual
+// stream per layer; without (decoding), the residual streams alternate
+// between two buffers and nothing for backward exists. It is the one
+// place activations are allocated.
+func (m *Transformer) newActivations(B, T, nLayers int, train bool) *activations {
+	c := &m.Cfg
 	N, C, I := B*T, c.HiddenSize, c.IntermediateSize
 	hs := c.HeadDim()
 	Q, KV := c.NumAttentionHeads*hs, c.NumKeyValueHeads*hs
 	nt := func(shape ...int) *tensor.Tensor { return tensor.New(m.DType, shape...) }
 	a := &activations{B: B, T: T}
 	for l := 0; l <= c.NumHiddenLayers; l++ {
+		if !train && l >= 2 {
+			a.resid = append(a.resid, a.resid[l%2])
+			continue
+		}
 		a.resid = append(a.resid, nt(N, C))
-	}
-	nLayers := c.NumHiddenLayers
-	if m.checkpointing {
-		nLayers = 1 // one shared set, refilled by recomputation during backward
 	}
 	a.layers = make([]layerActs, nLayers)
 	for l := range a.layers {
 		la := &a.layers[l]
 		la.ln1, la.ln1Mean, la.ln1Rstd = nt(N, C), nt(N), nt(N)
 		la.q, la.k, la.v = nt(N, Q), nt(N, KV), nt(N, KV)
-		la.att, la.lse = nt(N, Q), nt(B*c.NumAttentionHeads*T)
+		la.att = nt(N, Q)
+		if train {
+			la.lse = nt(B * c.NumAttentionHeads * T)
+		}
 		la.mid = nt(N, C)
 		la.ln2, la.ln2Mean, la.ln2Rstd = nt(N, C), nt(N), nt(N)
 		la.h1, la.act = nt(N, I), nt(N, I)
@@ -87,6 +106,9 @@ func (m *Transformer) Plan(B, T int) error {
 	}
 	a.lnf, a.lnfMean, a.lnfRstd = nt(N, C), nt(N), nt(N)
 	a.tmp = nt(N, C)
+	if !train {
+		return a
+	}
 	a.dres, a.dmid, a.dln, a.dhidden = nt(N, C), nt(N, C), nt(N, C), nt(N, C)
 	a.datt, a.dq, a.dk, a.dv = nt(N, Q), nt(N, Q), nt(N, KV), nt(N, KV)
 	a.dact, a.dh1, a.dh2 = nt(N, I), nt(N, I), nt(N, I)
@@ -97,8 +119,7 @@ func (m *Transformer) Plan(B, T int) error {
 	for i := range a.pos {
 		a.pos[i] = int32(i % T)
 	}
-	m.acts = a
-	return nil
+	return a
 }
 
 // Planned returns the (B, T) of the current plan, or zeros.
@@ -165,7 +186,7 @@ func (m *Transformer) Forward(b *Batch) error {
 	}
 	ap := m.attnParams(b)
 	for l := range m.Blocks {
-		m.blockForward(l, b, pos, ap)
+		m.blockForward(a, l, pos, ap, nil)
 	}
 	m.NormF.Forward(a.lnf, a.lnfMean, a.lnfRstd, a.resid[len(m.Blocks)])
 	return nil
@@ -180,10 +201,20 @@ func (a *activations) layer(l int) *layerActs {
 	return &a.layers[l]
 }
 
-// blockForward runs block l from resid[l] to resid[l+1], saving its
-// activations for backward.
-func (m *Transformer) blockForward(l int, b *Batch, pos []int32, ap backend.AttnParams) {
-	be, c, a := m.BE, &m.Cfg, m.acts
+// kvStep is the attention of a decoding step: the KV-cache op over the
+// layer caches K[l], V[l] with parameters p.
+type kvStep struct {
+	K, V []*tensor.Tensor
+	p    backend.KVParams
+}
+
+// blockForward runs block l of the a.B x a.T tokens in a from a.resid[l]
+// to a.resid[l+1], saving its activations for backward. Attention is the
+// training attention (causal over the tokens in a, ap) or, with kv
+// non-nil, the KV-cache attention of a decoding step: training and
+// decoding run this same block.
+func (m *Transformer) blockForward(a *activations, l int, pos []int32, ap backend.AttnParams, kv *kvStep) {
+	be, c := m.BE, &m.Cfg
 	blk, la := m.Blocks[l], a.layer(l)
 	hs := c.HeadDim()
 	in, out := a.resid[l], a.resid[l+1]
@@ -196,15 +227,19 @@ func (m *Transformer) blockForward(l int, b *Batch, pos []int32, ap backend.Attn
 	blk.K.Forward(k, la.ln1)
 	blk.V.Forward(la.v, la.ln1)
 	if blk.QNorm != nil {
-		nq, nk := b.B*b.T*c.NumAttentionHeads, b.B*b.T*c.NumKeyValueHeads
+		nq, nk := a.B*a.T*c.NumAttentionHeads, a.B*a.T*c.NumKeyValueHeads
 		blk.QNorm.Forward(la.q.Reshape(nq, hs), nil, la.qRstd, q.Reshape(nq, hs))
 		blk.KNorm.Forward(la.k.Reshape(nk, hs), nil, la.kRstd, k.Reshape(nk, hs))
 	}
 	if !m.fam.LearnedPositions {
-		be.RoPE(la.q.Reshape(b.B, b.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, false)
-		be.RoPE(la.k.Reshape(b.B, b.T, c.NumKeyValueHeads, hs), pos, c.RopeTheta, false)
+		be.RoPE(la.q.Reshape(a.B, a.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, false)
+		be.RoPE(la.k.Reshape(a.B, a.T, c.NumKeyValueHeads, hs), pos, c.RopeTheta, false)
 	}
-	be.AttentionForward(la.att, la.lse, la.q, la.k, la.v, ap)
+	if kv != nil {
+		be.KVAttention(la.att, la.q, la.k, la.v, kv.K[l], kv.V[l], kv.p)
+	} else {
+		be.AttentionForward(la.att, la.lse, la.q, la.k, la.v, ap)
+	}
 	blk.O.Forward(a.tmp, la.att)
 	be.Add(la.mid, in, a.tmp)
 	blk.Norm2.Forward(la.ln2, la.ln2Mean, la.ln2Rstd, la.mid)
@@ -273,7 +308,7 @@ func (m *Transformer) Backward(b *Batch) {
 			if m.RecomputeHook != nil {
 				m.RecomputeHook(true)
 			}
-			m.blockForward(l, b, pos, ap)
+			m.blockForward(a, l, pos, ap, nil)
 			if m.RecomputeHook != nil {
 				m.RecomputeHook(false)
 			}

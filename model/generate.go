@@ -2,157 +2,170 @@ package model
 
 import (
 	"fmt"
-	"math"
 
+	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/tensor"
 )
 
-// Generator runs a Transformer incrementally with a key/value cache, for
-// one sequence at a time: Feed appends tokens and returns the logits of the
-// last one. Matmuls go through the backend; attention over the cache is a
-// plain float32 loop (decoding is memory-bound, one query row at a time).
-type Generator struct {
-	m      *Transformer
-	maxT   int
-	n      int         // tokens in the cache
-	kc, vc [][]float32 // per layer (maxT, KVH*HS), k after RoPE
+// KVCache holds the attention keys (after RoPE) and values of up to Slots
+// sequences of at most MaxT cache positions each, for incremental decoding
+// with ForwardKV. Each slot is an independent sequence: slots fill at
+// their own pace, and a slot can be emptied (Free) and reused while others
+// keep decoding. A position can hold padding (left padding of a batched
+// prompt), which is masked out of attention and takes no position id.
+type KVCache struct {
+	Slots, MaxT int
+	// K and V are the per-layer caches (Slots, MaxT, KVH, HS).
+	K, V []*tensor.Tensor
+	// Len[s] is the number of cache positions slot s holds, padding
+	// included: the next token goes to position Len[s].
+	Len []int32
+	// Real[s] is the number of real (unpadded) tokens of slot s: the
+	// position id of its next token.
+	Real []int32
+	// Mask (Slots, MaxT) is 1 where a position holds a real token.
+	Mask []int32
+
+	step, prefill *activations // decoding scratch (see scratch)
+	pos           []int32
+	last          *tensor.Tensor // (B, C) hidden states of each row's last token
 }
 
-// NewGenerator prepares a cache for up to maxT tokens (at most
-// max_position_embeddings). The model must hold F32 parameters.
-func (m *Transformer) NewGenerator(maxT int) (*Generator, error) {
-	if m.DType != tensor.F32 {
-		return nil, fmt.Errorf("generate: model dtype %s, want F32", m.DType)
+// NewKVCache allocates a cache for slots sequences of up to maxT positions
+// (maxT <= 0: max_position_embeddings). It is the one place the cache's
+// memory is allocated; the activation scratch comes from newActivations
+// on first use (see scratch).
+func (m *Transformer) NewKVCache(slots, maxT int) (*KVCache, error) {
+	c := &m.Cfg
+	if slots <= 0 {
+		return nil, fmt.Errorf("kv cache: %d slots, want at least 1", slots)
 	}
-	if maxT <= 0 || maxT > m.Cfg.MaxPositionEmbeddings {
-		maxT = m.Cfg.MaxPositionEmbeddings
+	if maxT <= 0 {
+		maxT = c.MaxPositionEmbeddings
 	}
-	g := &Generator{m: m, maxT: maxT}
-	kv := m.Cfg.NumKeyValueHeads * m.Cfg.HeadDim()
+	kc := &KVCache{Slots: slots, MaxT: maxT, Len: make([]int32, slots), Real: make([]int32, slots), Mask: make([]int32, slots*maxT)}
 	for range m.Blocks {
-		g.kc = append(g.kc, make([]float32, maxT*kv))
-		g.vc = append(g.vc, make([]float32, maxT*kv))
+		kc.K = append(kc.K, tensor.New(m.DType, slots, maxT, c.NumKeyValueHeads, c.HeadDim()))
+		kc.V = append(kc.V, tensor.New(m.DType, slots, maxT, c.NumKeyValueHeads, c.HeadDim()))
 	}
-	return g, nil
+	kc.last = tensor.New(m.DType, slots, c.HiddenSize)
+	return kc, nil
 }
 
-// Len is the number of tokens in the cache.
-func (g *Generator) Len() int { return g.n }
+// Free empties slot s (its positions are overwritten by the next use).
+func (kc *KVCache) Free(s int) {
+	kc.Len[s], kc.Real[s] = 0, 0
+	clear(kc.Mask[s*kc.MaxT : (s+1)*kc.MaxT])
+}
 
-// Cap is the cache capacity.
-func (g *Generator) Cap() int { return g.maxT }
+// scratch returns decoding activations for B x T tokens: one set kept for
+// steps (T = 1) and one for prefills, each made again (newActivations)
+// when the shape changes, so rows finishing or joining cost one small
+// allocation and no list of activation fields exists outside forward.go.
+func (kc *KVCache) scratch(m *Transformer, B, T int) *activations {
+	slot := &kc.prefill
+	if T == 1 {
+		slot = &kc.step
+	}
+	if a := *slot; a == nil || a.B != B || a.T != T {
+		*slot = m.newActivations(B, T, 1, false)
+	}
+	return *slot
+}
 
-// Reset empties the cache.
-func (g *Generator) Reset() { g.n = 0 }
-
-// Feed runs ids through the model after the cached tokens and returns the
-// logits (V) that follow the last of them.
-func (g *Generator) Feed(ids []int32) ([]float32, error) {
-	m, c := g.m, &g.m.Cfg
-	n := len(ids)
-	if n == 0 {
-		return nil, fmt.Errorf("generate: no tokens to feed")
+// ForwardKV runs B rows of Tn new tokens each (ids, (B, Tn)) through the
+// model after the tokens cached in slots (one distinct slot per row),
+// appends their keys and values to those slots, and writes the logits of
+// each row's last token into logits (B, V). pad[b] (nil: none) is the
+// number of leading padding tokens of row b in this call: they are stored
+// but masked, and the row's position ids continue from its real tokens
+// (left padding, as in Hugging Face's attention_mask). The logits of other
+// positions are never formed. A row that would exceed the cache or the
+// model's positions is an error, and nothing is changed.
+func (m *Transformer) ForwardKV(kc *KVCache, slots []int32, ids []int32, Tn int, pad []int32, logits *tensor.Tensor) error {
+	c := &m.Cfg
+	B := len(slots)
+	if B == 0 || Tn <= 0 || len(ids) != B*Tn {
+		return fmt.Errorf("forward kv: %d ids for %d rows of %d tokens", len(ids), B, Tn)
 	}
-	if g.n+n > g.maxT {
-		return nil, fmt.Errorf("generate: %d cached + %d new tokens exceed the context of %d", g.n, n, g.maxT)
+	if pad != nil && len(pad) != B {
+		return fmt.Errorf("forward kv: %d padding counts for %d rows", len(pad), B)
 	}
-	be := m.BE
-	C, I := c.HiddenSize, c.IntermediateSize
-	hs := c.HeadDim()
-	NH, KVH := c.NumAttentionHeads, c.NumKeyValueHeads
-	Q, KV := NH*hs, KVH*hs
-	nt := func(shape ...int) *tensor.Tensor { return tensor.New(tensor.F32, shape...) }
-	x, h, tmp := nt(n, C), nt(n, C), nt(n, C)
-	mean, rstd := nt(n), nt(n)
-	q, k, v, att := nt(n, Q), nt(n, KV), nt(n, KV), nt(n, Q)
-	h1, h2, act := nt(n, I), nt(n, I), nt(n, I)
-	pos := make([]int32, n)
-	for i := range pos {
-		pos[i] = int32(g.n + i)
+	if logits.Numel() != B*c.VocabSize {
+		return fmt.Errorf("forward kv: logits of shape %v, want (%d, %d)", logits.Shape, B, c.VocabSize)
 	}
-	if err := be.EmbeddingForward(x, m.Embed, ids, false); err != nil {
-		return nil, err
+	seen := map[int32]bool{}
+	start := make([]int32, B)
+	if len(kc.pos) < B*Tn {
+		kc.pos = make([]int32, B*Tn)
 	}
-	if m.PosEmbed != nil {
-		if err := be.EmbeddingForward(x, m.PosEmbed, pos, true); err != nil {
-			return nil, err
+	pos := kc.pos[:B*Tn]
+	for b, s := range slots {
+		if s < 0 || int(s) >= kc.Slots || seen[s] {
+			return fmt.Errorf("forward kv: row %d: slot %d out of [0, %d) or repeated", b, s, kc.Slots)
 		}
-	}
-	scores := make([]float32, g.n+n)
-	scale := float32(1 / math.Sqrt(float64(hs)))
-	group := NH / KVH
-	for l, blk := range m.Blocks {
-		blk.Norm1.Forward(h, mean, rstd, x)
-		blk.Q.Forward(q, h)
-		blk.K.Forward(k, h)
-		blk.V.Forward(v, h)
-		if blk.QNorm != nil { // per-head q/k norms (Qwen3), before RoPE
-			qn, kn := nt(n*NH, hs), nt(n*KVH, hs)
-			blk.QNorm.Forward(qn, nil, nt(n*NH), q.Reshape(n*NH, hs))
-			blk.KNorm.Forward(kn, nil, nt(n*KVH), k.Reshape(n*KVH, hs))
-			copy(q.F32, qn.F32)
-			copy(k.F32, kn.F32)
+		seen[s] = true
+		np := 0
+		if pad != nil {
+			np = int(pad[b])
 		}
-		if c.Family() != GPT2 {
-			be.RoPE(q.Reshape(1, n, NH, hs), pos, c.RopeTheta, false)
-			be.RoPE(k.Reshape(1, n, KVH, hs), pos, c.RopeTheta, false)
+		if np < 0 || np > Tn {
+			return fmt.Errorf("forward kv: row %d: %d padding tokens of %d", b, np, Tn)
 		}
-		copy(g.kc[l][g.n*KV:], k.F32)
-		copy(g.vc[l][g.n*KV:], v.F32)
-		kc, vc := g.kc[l], g.vc[l]
-		for i := 0; i < n; i++ {
-			p := g.n + i
-			for hd := 0; hd < NH; hd++ {
-				kvh := hd / group
-				qv := q.F32[i*Q+hd*hs : i*Q+(hd+1)*hs]
-				mx := float32(math.Inf(-1))
-				for j := 0; j <= p; j++ {
-					kv := kc[j*KV+kvh*hs : j*KV+(kvh+1)*hs]
-					var s float32
-					for d := range qv {
-						s += qv[d] * kv[d]
-					}
-					s *= scale
-					scores[j] = s
-					mx = max(mx, s)
-				}
-				var sum float32
-				for j := 0; j <= p; j++ {
-					e := float32(math.Exp(float64(scores[j] - mx)))
-					scores[j] = e
-					sum += e
-				}
-				o := att.F32[i*Q+hd*hs : i*Q+(hd+1)*hs]
-				clear(o)
-				for j := 0; j <= p; j++ {
-					w := scores[j] / sum
-					vv := vc[j*KV+kvh*hs : j*KV+(kvh+1)*hs]
-					for d := range o {
-						o[d] += w * vv[d]
-					}
-				}
+		if int(kc.Len[s])+Tn > kc.MaxT {
+			return fmt.Errorf("forward kv: slot %d: %d cached + %d new positions exceed the cache of %d", s, kc.Len[s], Tn, kc.MaxT)
+		}
+		if int(kc.Real[s])+Tn-np > c.MaxPositionEmbeddings {
+			return fmt.Errorf("forward kv: slot %d: %d + %d tokens exceed max_position_embeddings %d", s, kc.Real[s], Tn-np, c.MaxPositionEmbeddings)
+		}
+		start[b] = kc.Len[s]
+		for t := 0; t < Tn; t++ {
+			pos[b*Tn+t] = 0
+			if t >= np {
+				pos[b*Tn+t] = kc.Real[s] + int32(t-np)
 			}
 		}
-		blk.O.Forward(tmp, att)
-		be.Add(x, x, tmp)
-		blk.Norm2.Forward(h, mean, rstd, x)
-		if c.Family() == GPT2 {
-			blk.Fc.Forward(h1, h)
-			be.GELUForward(act, h1)
-			blk.Proj.Forward(tmp, act)
-		} else {
-			blk.Gate.Forward(h1, h)
-			blk.Up.Forward(h2, h)
-			be.SwiGLUForward(act, h1, h2)
-			blk.Down.Forward(tmp, act)
-		}
-		be.Add(x, x, tmp)
 	}
-	last := x.Slice(n-1, n)
-	hl := nt(1, C)
-	m.NormF.Forward(hl, nt(1), nt(1), last)
-	logits := nt(1, c.VocabSize)
-	be.LinearForward(logits, hl, m.LMHead, nil)
-	g.n += n
-	return logits.F32, nil
+	be := m.BE
+	a := kc.scratch(m, B, Tn)
+	if err := be.EmbeddingForward(a.resid[0], m.Embed, ids, false); err != nil {
+		return err
+	}
+	if m.PosEmbed != nil {
+		if err := be.EmbeddingForward(a.resid[0], m.PosEmbed, pos, true); err != nil {
+			return err
+		}
+	}
+	// The new positions are valid keys (for themselves and later tokens)
+	// unless they are padding.
+	for b, s := range slots {
+		np := 0
+		if pad != nil {
+			np = int(pad[b])
+		}
+		row := kc.Mask[int(s)*kc.MaxT : (int(s)+1)*kc.MaxT]
+		for t := 0; t < Tn; t++ {
+			row[int(start[b])+t] = int32(min(max(t-np+1, 0), 1))
+		}
+		kc.Len[s] += int32(Tn)
+		kc.Real[s] += int32(Tn - np)
+	}
+	kv := &kvStep{K: kc.K, V: kc.V, p: backend.KVParams{B: B, Tn: Tn, NH: c.NumAttentionHeads, KVH: c.NumKeyValueHeads,
+		HS: c.HeadDim(), S: kc.Slots, MaxT: kc.MaxT, Slots: slots, Start: start, KeyMask: kc.Mask}}
+	for l := range m.Blocks {
+		m.blockForward(a, l, pos, backend.AttnParams{}, kv)
+	}
+	C := c.HiddenSize
+	h := a.resid[len(m.Blocks)]
+	last := h
+	if Tn > 1 {
+		last = kc.last.View(0, B, C)
+		for b := 0; b < B; b++ {
+			be.Copy(last.View(b*C, 1, C), h.View(((b+1)*Tn-1)*C, 1, C))
+		}
+	}
+	lnf, mean, rstd := a.lnf.View(0, B, C), a.lnfMean.View(0, B), a.lnfRstd.View(0, B)
+	m.NormF.Forward(lnf, mean, rstd, last)
+	be.LinearForward(logits, lnf, m.LMHead, nil)
+	return nil
 }

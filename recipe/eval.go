@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/decode"
 	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
@@ -173,38 +173,32 @@ func evalBatches(cfg *EvalConfig, tok *tokenizer.Tokenizer, m *model.Transformer
 }
 
 // timeGeneration times greedy decoding of *genTokens tokens after *prompt
-// (moved verbatim from the CLI's eval command).
+// with the batched decoder (one row; the prompt's prefill is not timed).
 func timeGeneration(m *model.Transformer, tok *tokenizer.Tokenizer, genTokens *int, prompt *string, res *EvalResult) error {
-	if *genTokens > 0 {
-		g, err := m.NewGenerator(0)
-		if err != nil {
-			return err
-		}
-		ids := tok.Encode(*prompt)
-		if len(ids) == 0 || len(ids)+*genTokens > g.Cap() {
-			return fmt.Errorf("--prompt of %d tokens + --gen-tokens %d must fit the context of %d", len(ids), *genTokens, g.Cap())
-		}
-		logits, err := g.Feed(ids)
-		if err != nil {
-			return err
-		}
-		var out []int32
-		rng := rand.New(rand.NewPCG(0, 0))
-		c2, t2 := cpuTime(), time.Now()
-		for len(out) < *genTokens {
-			id := model.Sample(logits, nil, model.SampleOptions{}, rng)
-			out = append(out, id)
-			if len(out) == *genTokens {
-				break
-			}
-			if logits, err = g.Feed([]int32{id}); err != nil {
-				return err
-			}
-		}
-		res.GenTokens = len(out)
-		res.GenTokPerS = float64(len(out)) / time.Since(t2).Seconds()
-		res.GenCPUMsPerTok = float64((cpuTime() - c2).Microseconds()) / 1e3 / float64(len(out))
-		res.GenText = tok.Decode(out)
+	if *genTokens <= 0 {
+		return nil
 	}
+	ids := tok.Encode(*prompt)
+	if ctx := m.Cfg.MaxPositionEmbeddings; len(ids) == 0 || len(ids)+*genTokens > ctx {
+		return fmt.Errorf("--prompt of %d tokens + --gen-tokens %d must fit the context of %d", len(ids), *genTokens, ctx)
+	}
+	d, err := decode.New(m, 1, len(ids)+*genTokens, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := d.Add(decode.Request{Prompt: ids, MaxNewTokens: *genTokens}); err != nil {
+		return err
+	}
+	c2, t2 := cpuTime(), time.Now()
+	for len(d.Active()) > 0 {
+		if _, err := d.Step(); err != nil {
+			return err
+		}
+	}
+	out := d.Result(0).Tokens
+	res.GenTokens = len(out)
+	res.GenTokPerS = float64(len(out)) / time.Since(t2).Seconds()
+	res.GenCPUMsPerTok = float64((cpuTime() - c2).Microseconds()) / 1e3 / float64(len(out))
+	res.GenText = tok.Decode(out)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/decode"
 	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
@@ -151,7 +152,7 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainR
 			return map[string]float64{"val_loss": v}, nil
 		},
 		Sample: func(rng *rand.Rand) string {
-			out, err := train.GenerateText(m, tok, tok.Encode(cfg.SamplePrompt), 48, model.SampleOptions{Temperature: 0.8, TopK: 40}, eos, rng)
+			out, err := train.GenerateText(m, tok, tok.Encode(cfg.SamplePrompt), 48, decode.Sampling{Temperature: 0.8, TopK: 40}, eos, rng)
 			if err != nil {
 				return "(" + err.Error() + ")"
 			}

@@ -6,20 +6,32 @@ import (
 	"strings"
 
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/decode"
 	"github.com/shoggo/shoggo/model"
 )
 
-// Decoder runs a model incrementally; *model.Generator implements it.
-type Decoder interface {
-	// Reset empties the cache.
-	Reset()
-	// Feed appends ids to the cache and returns the logits after the last.
-	Feed(ids []int32) ([]float32, error)
-	// Cap is the most tokens the cache holds.
-	Cap() int
+// Completer continues prompts greedily until a stop id (not returned) or
+// maxNew new ids. ModelCompleter (the batched decoder) implements it; tests
+// substitute fakes.
+type Completer interface {
+	Complete(prompts [][]int32, stops []int32, maxNew int) ([][]int32, error)
 }
 
-var _ Decoder = (*model.Generator)(nil)
+// EvalBatch is the number of prompts ExactMatch decodes together.
+const EvalBatch = 16
+
+// ModelCompleter completes prompts with m through decode.Generate, batch
+// prompts at a time (see Complete).
+func ModelCompleter(m *model.Transformer, batch int) Completer { return modelCompleter{m, batch} }
+
+type modelCompleter struct {
+	m     *model.Transformer
+	batch int
+}
+
+func (c modelCompleter) Complete(prompts [][]int32, stops []int32, maxNew int) ([][]int32, error) {
+	return Complete(c.m, prompts, stops, maxNew, c.batch)
+}
 
 // Prediction is the outcome of one exact-match question.
 type Prediction struct {
@@ -30,35 +42,21 @@ type Prediction struct {
 // ExactMatch returns the share of examples whose greedy completion, decoded
 // and trimmed of surrounding white space, equals the trimmed reference
 // answer. Prompts come from tmpl.Prompt; decoding stops at tmpl.Stops(tok)
-// or after maxNew tokens. The model must hold F32 parameters (as
-// model.Generator requires).
+// or after maxNew tokens, EvalBatch prompts decoded together. The model
+// must hold F32 parameters.
 func ExactMatch(m *model.Transformer, tok Tokenizer, tmpl Template, examples []data.Example, maxNew int) (float64, error) {
-	prompts, answers, stops, err := prepare(tok, tmpl, examples, maxNew)
-	if err != nil {
-		return 0, err
-	}
-	// The cache holds the longest prompt and maxNew tokens (model.Generator
-	// caps it at max_position_embeddings; Complete then cuts long prompts).
-	longest := 0
-	for _, p := range prompts {
-		longest = max(longest, len(p))
-	}
-	g, err := m.NewGenerator(longest + maxNew)
-	if err != nil {
-		return 0, err
-	}
-	acc, _, err := run(g, tok, examples, prompts, answers, stops, maxNew)
+	acc, _, err := ExactMatchWith(ModelCompleter(m, EvalBatch), tok, tmpl, examples, maxNew)
 	return acc, err
 }
 
-// ExactMatchWith is ExactMatch decoding with d; it also returns every
+// ExactMatchWith is ExactMatch completing with c; it also returns every
 // prediction, in the order of examples.
-func ExactMatchWith(d Decoder, tok Tokenizer, tmpl Template, examples []data.Example, maxNew int) (float64, []Prediction, error) {
+func ExactMatchWith(c Completer, tok Tokenizer, tmpl Template, examples []data.Example, maxNew int) (float64, []Prediction, error) {
 	prompts, answers, stops, err := prepare(tok, tmpl, examples, maxNew)
 	if err != nil {
 		return 0, nil, err
 	}
-	return run(d, tok, examples, prompts, answers, stops, maxNew)
+	return run(c, tok, examples, prompts, answers, stops, maxNew)
 }
 
 // prepare encodes the prompts and collects the answers of examples.
@@ -84,14 +82,17 @@ func prepare(tok Tokenizer, tmpl Template, examples []data.Example, maxNew int) 
 	return prompts, answers, stops, nil
 }
 
-func run(d Decoder, tok Tokenizer, examples []data.Example, prompts [][]int32, answers []string, stops []int32, maxNew int) (float64, []Prediction, error) {
+func run(c Completer, tok Tokenizer, examples []data.Example, prompts [][]int32, answers []string, stops []int32, maxNew int) (float64, []Prediction, error) {
+	outs, err := c.Complete(prompts, stops, maxNew)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(outs) != len(prompts) {
+		return 0, nil, fmt.Errorf("sft: %d completions for %d prompts", len(outs), len(prompts))
+	}
 	preds := make([]Prediction, len(examples))
 	right := 0
-	for i := range examples {
-		got, err := Complete(d, prompts[i], stops, maxNew)
-		if err != nil {
-			return 0, nil, exampleErr(examples[i], i, err)
-		}
+	for i, got := range outs {
 		p := Prediction{Want: answers[i], Got: tok.Decode(got)}
 		p.Correct = strings.TrimSpace(p.Got) == strings.TrimSpace(p.Want)
 		if p.Correct {
@@ -109,50 +110,31 @@ func exampleErr(ex data.Example, i int, err error) error {
 	return fmt.Errorf("example %d: %w", i, err)
 }
 
-// Complete resets d, feeds prompt and decodes greedily (the first largest
-// logit) until a stop id (not returned), maxNew new ids or a full cache. A
-// prompt that leaves no room for maxNew tokens in the cache keeps only its
-// last Cap()-maxNew ids.
-func Complete(d Decoder, prompt, stops []int32, maxNew int) ([]int32, error) {
-	if len(prompt) == 0 {
-		return nil, errors.New("sft: empty prompt")
+// Complete decodes prompts greedily (the first largest logit) with m
+// through the batched decoder, batch prompts at a time (<= 0: all), each
+// until a stop id (not returned) or maxNew new ids. A prompt that leaves no
+// room for maxNew tokens in the model's context keeps only its last
+// max_position_embeddings-maxNew ids.
+func Complete(m *model.Transformer, prompts [][]int32, stops []int32, maxNew, batch int) ([][]int32, error) {
+	ctx := m.Cfg.MaxPositionEmbeddings
+	room := ctx - maxNew
+	if room < 1 {
+		return nil, fmt.Errorf("sft: %d new tokens do not fit a context of %d", maxNew, ctx)
 	}
-	if room := d.Cap() - maxNew; len(prompt) > room {
-		if room < 1 {
-			return nil, fmt.Errorf("sft: %d new tokens do not fit a context of %d", maxNew, d.Cap())
+	cut := make([][]int32, len(prompts))
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return nil, fmt.Errorf("sft: prompt %d is empty", i)
 		}
-		prompt = prompt[len(prompt)-room:]
+		cut[i] = p[max(len(p)-room, 0):]
 	}
-	d.Reset()
-	logits, err := d.Feed(prompt)
+	res, err := decode.Generate(m, cut, decode.Options{MaxNewTokens: maxNew, EOS: stops, BatchSize: batch})
 	if err != nil {
 		return nil, err
 	}
-	var out []int32
-	for len(out) < maxNew {
-		next := argmax(logits)
-		for _, s := range stops {
-			if next == s {
-				return out, nil
-			}
-		}
-		out = append(out, next)
-		if len(out) == maxNew {
-			break
-		}
-		if logits, err = d.Feed([]int32{next}); err != nil {
-			return nil, err
-		}
+	out := make([][]int32, len(res))
+	for i, r := range res {
+		out[i] = r.Tokens
 	}
 	return out, nil
-}
-
-func argmax(x []float32) int32 {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }

@@ -3,10 +3,12 @@ package sft
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/decode"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
 	"github.com/shoggo/shoggo/sft/tasks"
@@ -14,7 +16,7 @@ import (
 	"github.com/shoggo/shoggo/train"
 )
 
-// oracle is a fake Decoder that answers task questions: it finds the
+// oracle is a fake Completer that answers task questions: it finds the
 // question in the prompt it is fed and emits the answer's ids, then stop.
 // With wrongEvery > 0, every wrongEvery-th question gets "7" appended.
 type oracle struct {
@@ -91,47 +93,81 @@ func TestExactMatchOracle(t *testing.T) {
 	}
 }
 
+// Complete through the batched decoder: rows of different lengths give
+// what each gives alone, a stop id ends a row before it, a prompt longer
+// than the context keeps its tail, and maxNew must leave room for a prompt.
 func TestComplete(t *testing.T) {
-	o := &fixed{out: []int32{5, 6, 7, 8, 9}}
-	got, err := Complete(o, []int32{1, 2, 3}, []int32{8}, 10)
-	if err != nil || len(got) != 3 {
-		t.Fatalf("got %v err %v, want [5 6 7]", got, err)
+	m := tinyModel(t, "tiny-llama", tensor.F32, 50, false, 7)
+	prompts := [][]int32{{1, 2, 3}, {4}, {5, 6, 7, 8, 9}}
+	all, err := Complete(m, prompts, nil, 6, 2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	got, _ = Complete(o, []int32{1, 2, 3}, []int32{8}, 2)
-	if len(got) != 2 {
-		t.Fatalf("maxNew 2: got %v", got)
+	for i, p := range prompts {
+		one, err := Complete(m, [][]int32{p}, nil, 6, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(one[0], all[i]) || len(one[0]) != 6 {
+			t.Fatalf("prompt %d: alone %v, batched %v (want 6 tokens)", i, one[0], all[i])
+		}
 	}
-	// A long prompt keeps its tail so that maxNew tokens fit.
-	if _, err := Complete(o, make([]int32, 20), nil, 4); err != nil || o.fed != 12 {
-		t.Fatalf("fed %d prompt ids (err %v), want 16-4 = 12", o.fed, err)
+	stop := all[2][2]
+	got, err := Complete(m, prompts[2:], []int32{stop}, 6, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := Complete(o, []int32{1}, nil, 16); err == nil {
-		t.Fatal("maxNew = cache size: no error")
+	if want := all[2][:slices.Index(all[2], stop)]; !slices.Equal(got[0], want) {
+		t.Fatalf("stop %d: got %v, want %v", stop, got[0], want)
+	}
+	ctx := m.Cfg.MaxPositionEmbeddings
+	long := make([]int32, ctx+5)
+	for i := range long {
+		long[i] = int32(i % 50)
+	}
+	got, err = Complete(m, [][]int32{long}, nil, 4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, _ := Complete(m, [][]int32{long[len(long)-(ctx-4):]}, nil, 4, 0)
+	if !slices.Equal(got[0], tail[0]) {
+		t.Fatalf("long prompt: %v, its tail alone: %v", got[0], tail[0])
+	}
+	if _, err := Complete(m, prompts, nil, ctx, 0); err == nil {
+		t.Fatal("maxNew = context: no error")
 	}
 }
 
-// fixed emits out in order, with a cache of 16.
-type fixed struct {
-	out    []int32
-	i, fed int
-	first  bool
-}
-
-func (f *fixed) Reset()   { f.i, f.first = 0, true }
-func (f *fixed) Cap() int { return 16 }
-func (f *fixed) Feed(ids []int32) ([]float32, error) {
-	if f.first {
-		f.fed, f.first = len(ids), false
+// Complete makes the oracle a Completer: it feeds each prompt and follows
+// the greedy choice until a stop id or maxNew ids.
+func (o *oracle) Complete(prompts [][]int32, stops []int32, maxNew int) ([][]int32, error) {
+	out := make([][]int32, len(prompts))
+	for i, p := range prompts {
+		o.Reset()
+		logits, err := o.Feed(p)
+		if err != nil {
+			return nil, err
+		}
+		for len(out[i]) < maxNew {
+			id := decode.Sample(logits, nil, decode.Sampling{}, nil)
+			if slices.Contains(stops, id) {
+				break
+			}
+			out[i] = append(out[i], id)
+			if len(out[i]) == maxNew {
+				break
+			}
+			if logits, err = o.Feed([]int32{id}); err != nil {
+				return nil, err
+			}
+		}
 	}
-	l := make([]float32, 10)
-	l[f.out[f.i]] = 1
-	f.i++
-	return l, nil
+	return out, nil
 }
 
 // The whole pipeline on a real model: a tiny Llama memorises a few task
-// examples through Encode, Dataset and train.Step, and ExactMatch (with
-// model.Generator) then answers them all.
+// examples through Encode, Dataset and train.Step, and ExactMatch (the
+// batched decoder) then answers them all.
 func TestExactMatchAfterTraining(t *testing.T) {
 	tok := testTokenizer(t)
 	exs := []data.Example{

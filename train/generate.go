@@ -3,6 +3,7 @@ package train
 import (
 	"math/rand/v2"
 
+	"github.com/shoggo/shoggo/decode"
 	"github.com/shoggo/shoggo/model"
 )
 
@@ -14,36 +15,17 @@ type Tokenizer interface {
 
 // GenerateText continues prompt ids by up to maxNew tokens and returns the
 // decoded continuation (stopping at eos).
-func GenerateText(m *model.Transformer, tok Tokenizer, prompt []int32, maxNew int, opt model.SampleOptions, eos int32, rng *rand.Rand) (string, error) {
-	g, err := m.NewGenerator(0)
-	if err != nil {
-		return "", err
-	}
+func GenerateText(m *model.Transformer, tok Tokenizer, prompt []int32, maxNew int, opt decode.Sampling, eos int32, rng *rand.Rand) (string, error) {
 	if len(prompt) == 0 {
 		prompt = []int32{eos}
 	}
-	if len(prompt) >= g.Cap() {
-		prompt = prompt[len(prompt)-g.Cap()+1:]
+	if ctx := m.Cfg.MaxPositionEmbeddings; len(prompt) >= ctx {
+		prompt = prompt[len(prompt)-ctx+1:]
 	}
-	logits, err := g.Feed(prompt)
+	res, err := decode.Generate(m, [][]int32{prompt}, decode.Options{MaxNewTokens: maxNew, Sampling: opt,
+		Seed: rng.Uint64(), EOS: []int32{eos}})
 	if err != nil {
 		return "", err
 	}
-	var out []int32
-	hist := append([]int32(nil), prompt...)
-	for len(out) < maxNew && g.Len() < g.Cap() {
-		id := model.Sample(logits, hist, opt, rng)
-		if id == eos {
-			break
-		}
-		out = append(out, id)
-		hist = append(hist, id)
-		if g.Len() >= g.Cap() {
-			break
-		}
-		if logits, err = g.Feed([]int32{id}); err != nil {
-			return "", err
-		}
-	}
-	return tok.Decode(out), nil
+	return tok.Decode(res[0].Tokens), nil
 }

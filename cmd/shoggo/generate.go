@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/shoggo/shoggo/backend/device"
-	"github.com/shoggo/shoggo/model"
+	"github.com/shoggo/shoggo/decode"
 	"github.com/shoggo/shoggo/recipe"
 	"github.com/shoggo/shoggo/tokenizer"
 )
@@ -41,10 +41,10 @@ func runGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	opt := model.SampleOptions{Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep}
+	opt := decode.Sampling{Temperature: *temp, TopK: *topK, TopP: *topP, RepetitionPenalty: *rep}
 	rng := rand.New(rand.NewPCG(*seed, 0xdec0de))
 	stopList := splitList(*stops)
-	g, err := m.NewGenerator(0)
+	g, err := decode.New(m, 1, 0, tok.Decode)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,6 @@ func runGenerate(args []string) error {
 		}
 		msgs = append(msgs, tokenizer.Message{Role: "user", Content: line})
 		ids := tok.Encode(tokenizer.ChatML(msgs, true))
-		g.Reset()
 		stopID := eos
 		if hasEnd {
 			stopID = imEnd
@@ -113,40 +112,29 @@ func splitList(s string) []string {
 	return strings.Split(s, ",")
 }
 
-// stream feeds the prompt, then samples and prints tokens as they come,
-// stopping at eos, a stop string, maxNew tokens or a full context.
-func stream(g *model.Generator, tok *tokenizer.Tokenizer, prompt []int32, maxNew int, opt model.SampleOptions, eos int32, stops []string, rng *rand.Rand, w io.Writer) (string, error) {
+// stream decodes the prompt in g's one slot, printing tokens as they
+// come, until eos, a stop string, maxNew tokens or a full context.
+func stream(g *decode.Decoder, tok *tokenizer.Tokenizer, prompt []int32, maxNew int, opt decode.Sampling, eos int32, stops []string, rng *rand.Rand, w io.Writer) (string, error) {
 	if len(prompt) == 0 {
 		prompt = []int32{max(eos, 0)}
 	}
-	if len(prompt) >= g.Cap() {
-		return "", fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(prompt), g.Cap())
+	if len(prompt) >= g.MaxT() {
+		return "", fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(prompt), g.MaxT())
 	}
-	logits, err := g.Feed(prompt)
+	slots, err := g.Add(decode.Request{Prompt: prompt, MaxNewTokens: maxNew, Sampling: opt, Seed: rng.Uint64(), EOS: []int32{eos}, Stops: stops})
 	if err != nil {
 		return "", err
 	}
-	hist := append([]int32(nil), prompt...)
-	var out []int32
+	defer g.Remove(slots[0])
 	printed := 0
-	text := ""
-	for len(out) < maxNew {
-		id := model.Sample(logits, hist, opt, rng)
-		if id == eos {
-			break
+	for {
+		if _, err := g.Step(); err != nil {
+			return "", err
 		}
-		out = append(out, id)
-		hist = append(hist, id)
-		text = tok.Decode(out)
-		stopAt := -1
-		for _, s := range stops {
-			if i := strings.Index(text, s); i >= 0 && (stopAt < 0 || i < stopAt) {
-				stopAt = i
-			}
-		}
-		if stopAt >= 0 {
-			text = text[:stopAt]
-			if stopAt > printed {
+		r := g.Result(slots[0])
+		text := r.Text
+		if r.Finish != decode.Running {
+			if len(text) > printed {
 				fmt.Fprint(w, text[printed:])
 			}
 			return text, nil
@@ -168,17 +156,7 @@ func stream(g *model.Generator, tok *tokenizer.Tokenizer, prompt []int32, maxNew
 			fmt.Fprint(w, text[printed:safe])
 			printed = safe
 		}
-		if g.Len() >= g.Cap() {
-			break
-		}
-		if logits, err = g.Feed([]int32{id}); err != nil {
-			return text, err
-		}
 	}
-	if len(text) > printed {
-		fmt.Fprint(w, text[printed:])
-	}
-	return text, nil
 }
 
 func validUTF8Prefix(s string) bool {
