@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/shoggo/shoggo/backend/cpu"
+	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/nn"
 	"github.com/shoggo/shoggo/tensor"
@@ -75,7 +75,11 @@ func MergeDir(baseDir, adapterDir, outDir string) error {
 	} else if qc != nil {
 		return fmt.Errorf("merge: %s is a quantized model; merge the adapter into the unquantized base (the directory it was quantized from): folding an adapter into 4-bit weights would re-quantize the sum and lose most of the update", baseDir)
 	}
-	m, _, err := model.LoadHF(baseDir, cpu.New(), tensor.F32, false)
+	be, err := device.Open("")
+	if err != nil {
+		return err
+	}
+	m, _, err := model.LoadHF(baseDir, be, tensor.F32, false)
 	if err != nil {
 		return err
 	}

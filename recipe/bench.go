@@ -207,7 +207,8 @@ func StepGemms(cfg *model.Config, B, T, chunk int) []GemmShape {
 		count   int
 	}
 	var lins []lin
-	if cfg.Family() == model.GPT2 {
+	fam := cfg.Spec()
+	if fam.MLP == model.GELUMLP {
 		lins = []lin{{"qkv", C, C, 3 * L}, {"attn.o", C, C, L}, {"mlp.fc", I, C, L}, {"mlp.proj", C, I, L}}
 	} else {
 		lins = []lin{{"q", Q, C, L}, {"k/v", KV, C, 2 * L}, {"o", C, Q, L}, {"gate/up", I, C, 2 * L}, {"down", C, I, L}}
@@ -226,7 +227,7 @@ func StepGemms(cfg *model.Config, B, T, chunk int) []GemmShape {
 	}
 	for _, l := range lins {
 		beta := float32(0)
-		if cfg.Family() == model.GPT2 {
+		if cfg.MLPBiases() {
 			beta = 1 // bias copied into y first
 		}
 		add(GemmShape{l.name + " fwd", false, true, N, l.out, l.in, beta, l.count})
