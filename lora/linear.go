@@ -99,6 +99,10 @@ func (l *Linear) Backward(dx, dy, x *tensor.Tensor) {
 	}
 }
 
+// dropMask is a dropout keep mask: a U8 backend tensor, bit i&7 of byte
+// i>>3 set when element i is kept (backend.DropoutOps).
+type dropMask = *tensor.Tensor
+
 func dropScale(p float64) float64 { return 1 / (1 - p) }
 
 // prepareMask makes sure the module has a keep mask for this forward pass.

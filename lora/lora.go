@@ -146,11 +146,11 @@ type Module struct {
 
 	// dropout: one mask per forward pass, shared by the views
 	rng      *rand.Rand
-	mask     *tensor.Tensor // U8 backend tensor, bit i set: element i of the (N, in) input is kept
-	maskN    int            // rows the mask covers
-	maskX    any            // identity of the input the mask was drawn for
-	maskUsed []bool         // per view: has consumed the current mask
-	frozen   bool           // ReplayMasks: keep the current mask
+	mask     dropMask // bit i set: element i of the (N, in) input is kept
+	maskN    int      // rows the mask covers
+	maskX    any      // identity of the input the mask was drawn for
+	maskUsed []bool   // per view: has consumed the current mask
+	frozen   bool     // ReplayMasks: keep the current mask
 }
 
 // KeyA and KeyB are the module's tensor names in PEFT's adapter_model.safetensors.
