@@ -80,7 +80,9 @@ func TestAdamWOp(t *testing.T) {
 			}
 		}
 	}
-	mustPanic(t, func() { c.AdamW(randF32s(rng, 3), randF32s(rng, 4), randF32s(rng, 3), randF32s(rng, 3), []bool{false}, backend.AdamWUpdate{}, 1) }, "AdamW")
+	mustPanic(t, func() {
+		c.AdamW(randF32s(rng, 3), randF32s(rng, 4), randF32s(rng, 3), randF32s(rng, 3), []bool{false}, backend.AdamWUpdate{}, 1)
+	}, "AdamW")
 }
 
 // TestSumSquaresScaleAll: SumSquares agrees with a float64 sum to 1e-12

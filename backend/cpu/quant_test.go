@@ -51,6 +51,10 @@ func TestQuantLinearOps(t *testing.T) {
 		}
 	}
 	l, _ := quant.QuantizeLinear(randF32(rng, 4, 8), nil, quant.NF4, quant.Options{BlockSize: 32})
-	mustPanic(t, func() { c.QuantLinearForward(tensor.New(tensor.F32, 2, 4), tensor.New(tensor.F32, 2, 7), quant.Parts(l.W), nil) }, "QuantLinearForward")
-	mustPanic(t, func() { c.QuantLinearBackward(tensor.New(tensor.F32, 2, 8), tensor.New(tensor.F32, 3, 4), quant.Parts(l.W)) }, "QuantLinearBackward")
+	mustPanic(t, func() {
+		c.QuantLinearForward(tensor.New(tensor.F32, 2, 4), tensor.New(tensor.F32, 2, 7), quant.Parts(l.W), nil)
+	}, "QuantLinearForward")
+	mustPanic(t, func() {
+		c.QuantLinearBackward(tensor.New(tensor.F32, 2, 8), tensor.New(tensor.F32, 3, 4), quant.Parts(l.W))
+	}, "QuantLinearBackward")
 }
