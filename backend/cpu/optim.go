@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/internal/parallel"
 	"github.com/shoggo/shoggo/internal/vec"
 	"github.com/shoggo/shoggo/tensor"
 )
@@ -17,15 +18,18 @@ import (
 // SumSquares, so sums do not depend on the number of workers.
 const optimChunk = 1 << 14
 
-// Zero clears t (any dtype).
+// Zero clears t (any dtype); float tensors in parallel over blocks (a
+// gradient arena is as large as the model).
 func (c *CPU) Zero(t *tensor.Tensor) {
 	mustHost("Zero", "t", t)
 	n := t.Numel()
 	switch t.DType {
 	case tensor.F32:
-		clear(t.F32[:n])
+		f := t.F32[:n]
+		parallel.For(n, 1<<18, func(lo, hi int) { clear(f[lo:hi]) })
 	case tensor.F64:
-		clear(t.F64[:n])
+		f := t.F64[:n]
+		parallel.For(n, 1<<17, func(lo, hi int) { clear(f[lo:hi]) })
 	case tensor.F16, tensor.BF16:
 		clear(t.U16[:n])
 	default:
