@@ -140,17 +140,20 @@ func ConvertBase(m *model.Transformer, dt tensor.DType) error {
 	if len(halfSpecs) == 0 {
 		return fmt.Errorf("lora: the model has no fp32 block linear weights to convert (already converted?)")
 	}
-	half, err := tensor.NewArena(dt, halfSpecs)
+	half, err := m.BE.NewArena(dt, halfSpecs)
 	if err != nil {
 		return err
 	}
-	rest, err := tensor.NewArena(m.DType, restSpecs)
+	rest, err := m.BE.NewArena(m.DType, restSpecs)
 	if err != nil {
 		return err
 	}
 	for _, t := range m.Params.Tensors() {
 		if h := half.Get(t.Name); h != nil {
-			toHalf(h, t)
+			// rounded on the host (no copies when the backend's storage is host memory)
+			backend.ReadHost(m.BE, t, func(src *tensor.Tensor) {
+				backend.FillHost(m.BE, h, func(dst *tensor.Tensor) { toHalf(dst, src) })
+			})
 		} else {
 			m.BE.Copy(rest.Get(t.Name), t)
 		}
