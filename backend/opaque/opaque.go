@@ -113,21 +113,33 @@ func (o *Backend) Free(t *tensor.Tensor) {
 
 // Optimizer ops.
 
+// Zero runs the CPU backend's Zero on host views of the operands.
 func (o *Backend) Zero(t *tensor.Tensor) { o.c.Zero(h(t)) }
+
+// AdamW runs the CPU backend's AdamW on host views of the operands.
 func (o *Backend) AdamW(w, g, m, v []*tensor.Tensor, decay []bool, u backend.AdamWUpdate, workers int) {
 	o.c.AdamW(hs(w), hs(g), hs(m), hs(v), decay, u, workers)
 }
-func (o *Backend) SumSquares(ts []*tensor.Tensor) float64  { return o.c.SumSquares(hs(ts)) }
+
+// SumSquares runs the CPU backend's SumSquares on host views of the operands.
+func (o *Backend) SumSquares(ts []*tensor.Tensor) float64 { return o.c.SumSquares(hs(ts)) }
+
+// ScaleAll runs the CPU backend's ScaleAll on host views of the operands.
 func (o *Backend) ScaleAll(ts []*tensor.Tensor, s float64) { o.c.ScaleAll(hs(ts), s) }
 
 // Dropout.
 
+// DropoutMask runs the CPU backend's DropoutMask on host views of the operands.
 func (o *Backend) DropoutMask(mask *tensor.Tensor, n int, p float64, rng *rand.Rand) {
 	o.c.DropoutMask(h(mask), n, p, rng)
 }
+
+// DropoutForward runs the CPU backend's DropoutForward on host views of the operands.
 func (o *Backend) DropoutForward(y, x, mask *tensor.Tensor, scale float64) {
 	o.c.DropoutForward(h(y), h(x), h(mask), scale)
 }
+
+// DropoutBackward runs the CPU backend's DropoutBackward on host views of the operands.
 func (o *Backend) DropoutBackward(dx, dy, mask *tensor.Tensor, scale float64) {
 	o.c.DropoutBackward(h(dx), h(dy), h(mask), scale)
 }
@@ -137,6 +149,7 @@ func (o *Backend) DropoutBackward(dx, dy, mask *tensor.Tensor, scale float64) {
 // opaqueKey keys this backend's host view of a QuantWeight.
 type opaqueKey struct{ o *Backend }
 
+// hostQuant runs the CPU backend's hostQuant on host views of the operands.
 func (o *Backend) hostQuant(w *backend.QuantWeight) *backend.QuantWeight {
 	return w.Prepared(opaqueKey{o}, func() any {
 		return &backend.QuantWeight{
@@ -149,58 +162,100 @@ func (o *Backend) hostQuant(w *backend.QuantWeight) *backend.QuantWeight {
 	}).(*backend.QuantWeight)
 }
 
+// QuantLinearForward runs the CPU backend's QuantLinearForward on host views of the operands.
 func (o *Backend) QuantLinearForward(y, x *tensor.Tensor, w *backend.QuantWeight, b *tensor.Tensor) {
 	o.c.QuantLinearForward(h(y), h(x), o.hostQuant(w), h(b))
 }
+
+// QuantLinearBackward runs the CPU backend's QuantLinearBackward on host views of the operands.
 func (o *Backend) QuantLinearBackward(dx, dy *tensor.Tensor, w *backend.QuantWeight) {
 	o.c.QuantLinearBackward(h(dx), h(dy), o.hostQuant(w))
 }
 
 // Model ops.
 
+// EmbeddingForward runs the CPU backend's EmbeddingForward on host views of the operands.
 func (o *Backend) EmbeddingForward(out, w *tensor.Tensor, ids []int32, accumulate bool) error {
 	return o.c.EmbeddingForward(h(out), h(w), ids, accumulate)
 }
+
+// EmbeddingBackward runs the CPU backend's EmbeddingBackward on host views of the operands.
 func (o *Backend) EmbeddingBackward(dw, dout *tensor.Tensor, ids []int32) {
 	o.c.EmbeddingBackward(h(dw), h(dout), ids)
 }
+
+// LinearForward runs the CPU backend's LinearForward on host views of the operands.
 func (o *Backend) LinearForward(y, x, w, b *tensor.Tensor) { o.c.LinearForward(h(y), h(x), h(w), h(b)) }
+
+// LinearBackward runs the CPU backend's LinearBackward on host views of the operands.
 func (o *Backend) LinearBackward(dx, dw, db, dy, x, w *tensor.Tensor) {
 	o.c.LinearBackward(h(dx), h(dw), h(db), h(dy), h(x), h(w))
 }
+
+// LayerNormForward runs the CPU backend's LayerNormForward on host views of the operands.
 func (o *Backend) LayerNormForward(y, mean, rstd, x, w, b *tensor.Tensor, eps float64) {
 	o.c.LayerNormForward(h(y), h(mean), h(rstd), h(x), h(w), h(b), eps)
 }
+
+// LayerNormBackward runs the CPU backend's LayerNormBackward on host views of the operands.
 func (o *Backend) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor) {
 	o.c.LayerNormBackward(h(dx), h(dw), h(db), h(dy), h(x), h(w), h(mean), h(rstd))
 }
+
+// RMSNormForward runs the CPU backend's RMSNormForward on host views of the operands.
 func (o *Backend) RMSNormForward(y, rstd, x, w *tensor.Tensor, eps float64) {
 	o.c.RMSNormForward(h(y), h(rstd), h(x), h(w), eps)
 }
+
+// RMSNormBackward runs the CPU backend's RMSNormBackward on host views of the operands.
 func (o *Backend) RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor) {
 	o.c.RMSNormBackward(h(dx), h(dw), h(dy), h(x), h(w), h(rstd))
 }
+
+// RoPE runs the CPU backend's RoPE on host views of the operands.
 func (o *Backend) RoPE(x *tensor.Tensor, pos []int32, theta float64, inverse bool) {
 	o.c.RoPE(h(x), pos, theta, inverse)
 }
+
+// AttentionForward runs the CPU backend's AttentionForward on host views of the operands.
 func (o *Backend) AttentionForward(out, lse, q, k, v *tensor.Tensor, p backend.AttnParams) {
 	o.c.AttentionForward(h(out), h(lse), h(q), h(k), h(v), p)
 }
+
+// AttentionBackward runs the CPU backend's AttentionBackward on host views of the operands.
 func (o *Backend) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, p backend.AttnParams) {
 	o.c.AttentionBackward(h(dq), h(dk), h(dv), h(dout), h(q), h(k), h(v), h(out), h(lse), p)
 }
-func (o *Backend) GELUForward(y, x *tensor.Tensor)       { o.c.GELUForward(h(y), h(x)) }
+
+// GELUForward runs the CPU backend's GELUForward on host views of the operands.
+func (o *Backend) GELUForward(y, x *tensor.Tensor) { o.c.GELUForward(h(y), h(x)) }
+
+// GELUBackward runs the CPU backend's GELUBackward on host views of the operands.
 func (o *Backend) GELUBackward(dx, dy, x *tensor.Tensor) { o.c.GELUBackward(h(dx), h(dy), h(x)) }
+
+// SwiGLUForward runs the CPU backend's SwiGLUForward on host views of the operands.
 func (o *Backend) SwiGLUForward(y, gate, up *tensor.Tensor) {
 	o.c.SwiGLUForward(h(y), h(gate), h(up))
 }
+
+// SwiGLUBackward runs the CPU backend's SwiGLUBackward on host views of the operands.
 func (o *Backend) SwiGLUBackward(dgate, dup, dy, gate, up *tensor.Tensor) {
 	o.c.SwiGLUBackward(h(dgate), h(dup), h(dy), h(gate), h(up))
 }
-func (o *Backend) Add(y, a, b *tensor.Tensor)        { o.c.Add(h(y), h(a), h(b)) }
-func (o *Backend) AddInto(dst, src *tensor.Tensor)   { o.c.AddInto(h(dst), h(src)) }
+
+// Add runs the CPU backend's Add on host views of the operands.
+func (o *Backend) Add(y, a, b *tensor.Tensor) { o.c.Add(h(y), h(a), h(b)) }
+
+// AddInto runs the CPU backend's AddInto on host views of the operands.
+func (o *Backend) AddInto(dst, src *tensor.Tensor) { o.c.AddInto(h(dst), h(src)) }
+
+// Scale runs the CPU backend's Scale on host views of the operands.
 func (o *Backend) Scale(x *tensor.Tensor, s float64) { o.c.Scale(h(x), s) }
-func (o *Backend) Copy(dst, src *tensor.Tensor)      { o.c.Copy(h(dst), h(src)) }
+
+// Copy runs the CPU backend's Copy on host views of the operands.
+func (o *Backend) Copy(dst, src *tensor.Tensor) { o.c.Copy(h(dst), h(src)) }
+
+// CrossEntropy runs the CPU backend's CrossEntropy on host views of the operands.
 func (o *Backend) CrossEntropy(hid, w *tensor.Tensor, targets []int32, chunkRows int, gradScale float64, dh, dw *tensor.Tensor) (float64, int, error) {
 	return o.c.CrossEntropy(h(hid), h(w), targets, chunkRows, gradScale, h(dh), h(dw))
 }
