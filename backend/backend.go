@@ -42,6 +42,10 @@ type AttnParams struct {
 // Backend is the op set. See the package comment for the conventions.
 type Backend interface {
 	Name() string
+	Memory     // memory.go: Alloc, NewArena, Upload, Download, Adopt, Free
+	OptimOps   // optim.go: Zero, AdamW, SumSquares, ScaleAll
+	DropoutOps // dropout.go: DropoutMask, DropoutForward, DropoutBackward
+	QuantOps   // quant.go: QuantLinearForward, QuantLinearBackward
 
 	// EmbeddingForward: out[n,:] = w[ids[n],:] (or += when accumulate).
 	// out is (N, C), w is (V, C). An id outside [0, V) is an error.
@@ -50,8 +54,10 @@ type Backend interface {
 	EmbeddingBackward(dw, dout *tensor.Tensor, ids []int32)
 
 	// LinearForward: y = x W^T + b. x (N, in), w (out, in), b (out) or nil, y (N, out).
+	// w may be BF16 or F16 (a frozen half-precision weight, computed in x's dtype).
 	LinearForward(y, x, w, b *tensor.Tensor)
 	// LinearBackward: dx += dy W; dw += dy^T x; db += sum_n dy. Any of dx, dw, db may be nil.
+	// A BF16/F16 w (frozen) allows only dx.
 	LinearBackward(dx, dw, db, dy, x, w *tensor.Tensor)
 
 	// LayerNormForward: y = (x - mean) * rstd * w + b over the last dim of

@@ -12,39 +12,21 @@ import (
 
 // HalfLinear is a frozen y = x Wᵀ + b whose weight W (out, in) is stored in
 // F16 or BF16 (half the memory of fp32) while the bias and all arithmetic
-// stay in the compute dtype of x (F32, or F64 in tests). The weight is
-// converted a block of rows at a time into a small scratch buffer, so a full
-// fp32 copy of it never exists. Backward computes the input gradient only.
+// stay in the compute dtype of x (F32, or F64 in tests). The backend's
+// LinearForward/LinearBackward take such a W directly (the CPU backend
+// widens a block of rows at a time into scratch, so a full fp32 copy of it
+// never exists). Backward computes the input gradient only. W and B are
+// backend tensors.
 type HalfLinear struct {
 	BE   backend.Backend
 	Name string
 	W    *tensor.Tensor // (out, in), F16 or BF16
 	B    *tensor.Tensor // (out) in the compute dtype, or nil
-	s    *halfScratch
 }
 
-// halfScratch is shared by all HalfLinears of one model (calls are sequential).
-type halfScratch struct {
-	w, y map[tensor.DType]*tensor.Tensor
-}
-
-func newHalfScratch() *halfScratch {
-	return &halfScratch{w: map[tensor.DType]*tensor.Tensor{}, y: map[tensor.DType]*tensor.Tensor{}}
-}
-
-func grow(m map[tensor.DType]*tensor.Tensor, dt tensor.DType, rows, cols int) *tensor.Tensor {
-	if b := m[dt]; b == nil || b.Numel() < rows*cols {
-		m[dt] = tensor.New(dt, rows*cols)
-	}
-	return m[dt].View(0, rows, cols)
-}
-
-// halfBlockElems bounds the fp32 scratch one weight block occupies (4 MiB);
-// a variable so tests can force many blocks.
-var halfBlockElems = 1 << 20
-
-// NewHalfLinear converts w (out, in) to dt (F16 or BF16, rounding to
-// nearest even) and keeps b as is (it may be nil).
+// NewHalfLinear converts the host tensor w (out, in) to dt (F16 or BF16,
+// rounding to nearest even) into backend storage (be.Adopt: no copy on the
+// CPU backend) and keeps b, a backend tensor, as is (it may be nil).
 func NewHalfLinear(be backend.Backend, name string, w, b *tensor.Tensor, dt tensor.DType) (*HalfLinear, error) {
 	if dt != tensor.F16 && dt != tensor.BF16 {
 		return nil, fmt.Errorf("lora: half linear %s: dtype %s, want F16 or BF16", name, dt)
@@ -55,7 +37,7 @@ func NewHalfLinear(be backend.Backend, name string, w, b *tensor.Tensor, dt tens
 	h := tensor.New(dt, w.Shape...)
 	h.Name = name + ".weight"
 	toHalf(h, w)
-	return &HalfLinear{BE: be, Name: name, W: h, B: b, s: newHalfScratch()}, nil
+	return &HalfLinear{BE: be, Name: name, W: be.Adopt(h), B: b}, nil
 }
 
 // toHalf rounds src (F32 or F64) into the F16/BF16 tensor dst.
@@ -103,80 +85,15 @@ func widen(dst, src *tensor.Tensor) {
 func (l *HalfLinear) In() int  { return l.W.Shape[1] }
 func (l *HalfLinear) Out() int { return l.W.Shape[0] }
 
-func (l *HalfLinear) rowsPerBlock() int {
-	return max(1, halfBlockElems/l.In())
-}
-
-// Forward overwrites y with x Wᵀ + b, one block of output columns at a time.
-func (l *HalfLinear) Forward(y, x *tensor.Tensor) {
-	N, in := x.Rows()
-	out := l.Out()
-	rb := l.rowsPerBlock()
-	dt := x.DType
-	for r0 := 0; r0 < out; r0 += rb {
-		nb := min(rb, out-r0)
-		wf := grow(l.s.w, dt, nb, in)
-		widen(wf, l.W.View(r0*in, nb, in))
-		var bb *tensor.Tensor
-		if l.B != nil {
-			bb = l.B.View(r0, nb)
-		}
-		if nb == out {
-			l.BE.LinearForward(y, x, wf, bb)
-			return
-		}
-		yb := grow(l.s.y, dt, N, nb)
-		l.BE.LinearForward(yb, x, wf, bb)
-		copyCols(y, yb, N, out, r0, nb, true)
-	}
-}
+// Forward overwrites y with x Wᵀ + b.
+func (l *HalfLinear) Forward(y, x *tensor.Tensor) { l.BE.LinearForward(y, x, l.W, l.B) }
 
 // Backward accumulates dx += dy W; the weight and bias get no gradient.
 func (l *HalfLinear) Backward(dx, dy, x *tensor.Tensor) {
 	if dx == nil {
 		return
 	}
-	N, in := x.Rows()
-	out := l.Out()
-	rb := l.rowsPerBlock()
-	dt := x.DType
-	for r0 := 0; r0 < out; r0 += rb {
-		nb := min(rb, out-r0)
-		wf := grow(l.s.w, dt, nb, in)
-		widen(wf, l.W.View(r0*in, nb, in))
-		if nb == out {
-			l.BE.LinearBackward(dx, nil, nil, dy, x, wf)
-			return
-		}
-		dyb := grow(l.s.y, dt, N, nb)
-		copyCols(dy, dyb, N, out, r0, nb, false)
-		l.BE.LinearBackward(dx, nil, nil, dyb, x, wf)
-	}
-}
-
-// copyCols moves columns [c0, c0+nb) of the (N, cols) tensor full to or from
-// the (N, nb) tensor blk (toFull: blk -> full).
-func copyCols(full, blk *tensor.Tensor, N, cols, c0, nb int, toFull bool) {
-	switch full.DType {
-	case tensor.F32:
-		moveCols(full.F32, blk.F32, N, cols, c0, nb, toFull)
-	case tensor.F64:
-		moveCols(full.F64, blk.F64, N, cols, c0, nb, toFull)
-	default:
-		panic("lora.HalfLinear: compute dtype " + full.DType.String())
-	}
-}
-
-func moveCols[T float32 | float64](full, blk []T, N, cols, c0, nb int, toFull bool) {
-	for n := 0; n < N; n++ {
-		f := full[n*cols+c0 : n*cols+c0+nb]
-		b := blk[n*nb : n*nb+nb]
-		if toFull {
-			copy(f, b)
-		} else {
-			copy(b, f)
-		}
-	}
+	l.BE.LinearBackward(dx, nil, nil, dy, x, l.W)
 }
 
 // isBlockLinearWeight reports whether a parameter is the weight of a block
@@ -223,22 +140,24 @@ func ConvertBase(m *model.Transformer, dt tensor.DType) error {
 	if len(halfSpecs) == 0 {
 		return fmt.Errorf("lora: the model has no fp32 block linear weights to convert (already converted?)")
 	}
-	half, err := tensor.NewArena(dt, halfSpecs)
+	half, err := m.BE.NewArena(dt, halfSpecs)
 	if err != nil {
 		return err
 	}
-	rest, err := tensor.NewArena(m.DType, restSpecs)
+	rest, err := m.BE.NewArena(m.DType, restSpecs)
 	if err != nil {
 		return err
 	}
 	for _, t := range m.Params.Tensors() {
 		if h := half.Get(t.Name); h != nil {
-			toHalf(h, t)
+			// rounded on the host (no copies when the backend's storage is host memory)
+			backend.ReadHost(m.BE, t, func(src *tensor.Tensor) {
+				backend.FillHost(m.BE, h, func(dst *tensor.Tensor) { toHalf(dst, src) })
+			})
 		} else {
 			m.BE.Copy(rest.Get(t.Name), t)
 		}
 	}
-	sc := newHalfScratch()
 	// re maps a tensor of the old arena (or a row view of one) to the new one.
 	re := func(t *tensor.Tensor, rowOff int) *tensor.Tensor {
 		if t == nil {
@@ -266,7 +185,7 @@ func ConvertBase(m *model.Transformer, dt tensor.DType) error {
 		if full.Shape[0] != out { // a row view (GPT-2's q, k, v parts of c_attn)
 			row = part * out
 		}
-		return &HalfLinear{BE: lin.BE, Name: lin.Name, W: full.View(row*in, out, in), B: re(lin.B, row), s: sc}
+		return &HalfLinear{BE: lin.BE, Name: lin.Name, W: full.View(row*in, out, in), B: re(lin.B, row)}
 	}
 	for _, blk := range m.Blocks {
 		for s := slotQ; s <= slotDown; s++ {

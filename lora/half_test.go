@@ -16,14 +16,14 @@ import (
 // both half dtypes and both compute dtypes. F64 compute must agree to
 // 1e-12 (same products, rounding only in the sums), F32 to 1e-5.
 func TestHalfLinear(t *testing.T) {
-	defer func(n int) { halfBlockElems = n }(halfBlockElems)
+	defer cpu.SetHalfBlockElems(cpu.SetHalfBlockElems(1 << 20))
 	be := cpu.New()
 	const N, in, out = 5, 19, 37
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, half := range []tensor.DType{tensor.BF16, tensor.F16} {
 		for _, cdt := range []tensor.DType{tensor.F64, tensor.F32} {
 			for _, blockElems := range []int{1 << 20, 4 * in, 1} {
-				halfBlockElems = blockElems
+				cpu.SetHalfBlockElems(blockElems)
 				w, bias, x := tensor.New(cdt, out, in), tensor.New(cdt, out), tensor.New(cdt, N, in)
 				for _, tt := range []*tensor.Tensor{w, bias, x} {
 					for i := 0; i < tt.Numel(); i++ {
@@ -99,8 +99,7 @@ func roundBlockLinears(m *model.Transformer, dt tensor.DType) {
 // arena shrinks to embeddings, norms and biases; the report is unchanged.
 // Merging into a half base works to the half dtype's rounding.
 func TestConvertBase(t *testing.T) {
-	defer func(n int) { halfBlockElems = n }(halfBlockElems)
-	halfBlockElems = 40 // several blocks per layer
+	defer cpu.SetHalfBlockElems(cpu.SetHalfBlockElems(40)) // several blocks per layer
 	for _, c := range []struct {
 		preset  string
 		half    tensor.DType

@@ -3,6 +3,7 @@ package lora
 import (
 	"fmt"
 
+	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/nn"
 	"github.com/shoggo/shoggo/tensor"
 )
@@ -41,14 +42,14 @@ func (l *Linear) Forward(y, x *tensor.Tensor) {
 	N, in := x.Rows()
 	r := md.R
 	if l.h == nil || l.h.Shape[0] != N {
-		l.h = tensor.New(l.ad.dt, N, r)
+		l.h = be.Alloc(l.ad.dt, N, r)
 	}
 	xin := x
 	l.dropped = l.ad.training && l.ad.Cfg.Dropout > 0
 	if l.dropped {
-		md.prepareMask(l.view, x, N, in, l.ad.Cfg.Dropout)
+		md.prepareMask(be, l.view, x, N, in, l.ad.Cfg.Dropout)
 		xd := l.ad.scratch.get(bufXD, N, in)
-		applyMask(xd, x, md.mask, dropScale(l.ad.Cfg.Dropout))
+		be.DropoutForward(xd, x, md.mask, dropScale(l.ad.Cfg.Dropout))
 		xin = xd
 	}
 	be.LinearForward(l.h, xin, md.A, nil)
@@ -73,7 +74,7 @@ func (l *Linear) Backward(dx, dy, x *tensor.Tensor) {
 		panic(fmt.Sprintf("lora.Linear.Backward: %d rows, forward had %d", N, l.h.Shape[0]))
 	}
 	dh := l.ad.scratch.get(bufDH, N, md.R)
-	dh.Zero()
+	be.Zero(dh)
 	// hs = scaling·h; out = hs Bᵀ: d(hs) = dy B, dB += dyᵀ hs.
 	be.LinearBackward(dh, l.DB, nil, dy, l.h, l.B)
 	be.Scale(dh, md.Scaling) // gradient of h = xd Aᵀ
@@ -86,101 +87,43 @@ func (l *Linear) Backward(dx, dy, x *tensor.Tensor) {
 	}
 	s := dropScale(l.ad.Cfg.Dropout)
 	xd := l.ad.scratch.get(bufXD, N, in)
-	applyMask(xd, x, md.mask, s)
+	be.DropoutForward(xd, x, md.mask, s)
 	var dxd *tensor.Tensor
 	if dx != nil {
 		dxd = l.ad.scratch.get(bufDXD, N, in)
-		dxd.Zero()
+		be.Zero(dxd)
 	}
 	be.LinearBackward(dxd, md.DA, nil, dh, xd, md.A)
 	if dx != nil {
-		accumMasked(dx, dxd, md.mask, s)
+		be.DropoutBackward(dx, dxd, md.mask, s)
 	}
 }
+
+// dropMask is a dropout keep mask: a U8 backend tensor, bit i&7 of byte
+// i>>3 set when element i is kept (backend.DropoutOps).
+type dropMask = *tensor.Tensor
 
 func dropScale(p float64) float64 { return 1 / (1 - p) }
 
 // prepareMask makes sure the module has a keep mask for this forward pass.
 // The views of one module (GPT-2's q, k, v rows of c_attn) see the same
-// input and must share one mask: a new mask is drawn when a view comes back
-// for a second time (a new forward pass), or when the input or its shape
-// changes.
-func (md *Module) prepareMask(view int, x *tensor.Tensor, N, in int, p float64) {
-	id := identity(x)
+// input and must share one mask: a new mask is drawn (be.DropoutMask, from
+// the module's seeded generator) when a view comes back for a second time
+// (a new forward pass), or when the input or its shape changes.
+func (md *Module) prepareMask(be backend.Backend, view int, x *tensor.Tensor, N, in int, p float64) {
+	id := x.Identity()
 	fresh := md.mask == nil || md.maskN != N || (md.maskUsed[view] || md.maskX != id) && !md.frozen
 	if fresh {
-		words := (N*in + 63) / 64
-		if cap(md.mask) < words {
-			md.mask = make([]uint64, words)
-		}
-		md.mask = md.mask[:words]
-		clear(md.mask)
-		// keep with probability 1-p: a uniform 64-bit draw at or above p·2⁶⁴.
-		thr := ^uint64(0)
-		if f := p * (1 << 64); f < 1<<64 {
-			thr = uint64(f)
-		}
-		for i := 0; i < N*in; i++ {
-			if md.rng.Uint64() >= thr {
-				md.mask[i>>6] |= 1 << (i & 63)
+		bytes := (N*in + 7) / 8
+		if md.mask == nil || md.mask.Numel() < bytes {
+			if md.mask != nil {
+				be.Free(md.mask)
 			}
+			md.mask = be.Alloc(tensor.U8, bytes)
 		}
+		be.DropoutMask(md.mask, N*in, p, md.rng)
 		md.maskN, md.maskX = N, id
 		clear(md.maskUsed)
 	}
 	md.maskUsed[view] = true
-}
-
-// identity names x's storage (its first element), so a different input
-// buffer is noticed.
-func identity(x *tensor.Tensor) any {
-	switch {
-	case len(x.F32) > 0:
-		return &x.F32[0]
-	case len(x.F64) > 0:
-		return &x.F64[0]
-	}
-	return nil
-}
-
-// applyMask sets dst = src·s where the mask bit is set, 0 elsewhere.
-func applyMask(dst, src *tensor.Tensor, mask []uint64, s float64) {
-	switch dst.DType {
-	case tensor.F32:
-		maskMul(dst.F32, src.F32, mask, float32(s))
-	case tensor.F64:
-		maskMul(dst.F64, src.F64, mask, s)
-	default:
-		panic("lora: dropout on " + dst.DType.String())
-	}
-}
-
-func maskMul[T float32 | float64](dst, src []T, mask []uint64, s T) {
-	for i := range dst {
-		if mask[i>>6]>>(i&63)&1 != 0 {
-			dst[i] = src[i] * s
-		} else {
-			dst[i] = 0
-		}
-	}
-}
-
-// accumMasked adds src·s into dst where the mask bit is set.
-func accumMasked(dst, src *tensor.Tensor, mask []uint64, s float64) {
-	switch dst.DType {
-	case tensor.F32:
-		maskAdd(dst.F32, src.F32, mask, float32(s))
-	case tensor.F64:
-		maskAdd(dst.F64, src.F64, mask, s)
-	default:
-		panic("lora: dropout on " + dst.DType.String())
-	}
-}
-
-func maskAdd[T float32 | float64](dst, src []T, mask []uint64, s T) {
-	for i := range dst {
-		if mask[i>>6]>>(i&63)&1 != 0 {
-			dst[i] += src[i] * s
-		}
-	}
 }

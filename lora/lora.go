@@ -148,7 +148,7 @@ type Module struct {
 	// rng's source, saved by training checkpoints (DropoutState)
 	pcg      *rand.PCG
 	rng      *rand.Rand
-	mask     []uint64 // bit i set: element i of the (N, in) input is kept
+	mask     dropMask // bit i set: element i of the (N, in) input is kept
 	maskN    int      // rows the mask covers
 	maskX    any      // identity of the input the mask was drawn for
 	maskUsed []bool   // per view: has consumed the current mask
@@ -345,7 +345,7 @@ func apply(m *model.Transformer, cfg Config, strict bool) (*Adapters, error) {
 	}
 	a := &Adapters{Cfg: cfg, Family: fam, WeightArena: params, GradArena: grads, be: m.BE, dt: m.DType, m: m, training: true}
 	a.Cfg.Targets = slices.Clone(cfg.Targets)
-	a.scratch.dt = m.DType
+	a.scratch.dt, a.scratch.be = m.DType, m.BE
 	initRNG := rand.New(rand.NewPCG(cfg.Seed, 0x6c6f72612d41)) // "lora-A"
 	scaling := cfg.Scaling()
 	for i, p := range picks {
@@ -529,6 +529,7 @@ func (a *Adapters) restore() {
 // demand; they only live during one Forward or Backward call.
 type scratch struct {
 	dt   tensor.DType
+	be   backend.Backend
 	bufs [4]*tensor.Tensor
 }
 
@@ -542,7 +543,7 @@ const (
 func (s *scratch) get(i, rows, cols int) *tensor.Tensor {
 	n := rows * cols
 	if b := s.bufs[i]; b == nil || b.Numel() < n {
-		s.bufs[i] = tensor.New(s.dt, n)
+		s.bufs[i] = s.be.Alloc(s.dt, n)
 	}
 	return s.bufs[i].View(0, rows, cols)
 }

@@ -66,7 +66,7 @@ func TestGradients(t *testing.T) {
 					dropped := 0
 					n := md.maskN * md.A.Shape[1]
 					for i := 0; i < n; i++ {
-						if md.mask[i>>6]>>(i&63)&1 == 0 {
+						if md.mask.Bytes[i>>3]>>(i&7)&1 == 0 {
 							dropped++
 						}
 					}
@@ -305,10 +305,10 @@ func TestDropout(t *testing.T) {
 		return out
 	}
 	// expected adapter output of view i under mask bits.
-	expect := func(i int, mask []uint64) []float64 {
+	expect := func(i int, mask []byte) []float64 {
 		v := views[i]
 		xd := tensor.New(tensor.F64, N, in)
-		applyMask(xd, x, mask, 1/(1-p))
+		applyMaskRef(xd, x, mask, 1/(1-p))
 		h := tensor.New(tensor.F64, N, 2)
 		a.be.LinearForward(h, xd, md.A, nil)
 		o := tensor.New(tensor.F64, N, v.Out())
@@ -316,14 +316,14 @@ func TestDropout(t *testing.T) {
 		a.be.Scale(o, md.Scaling)
 		return o.F64
 	}
-	var prev []uint64
+	var prev []byte
 	for pass := 0; pass < 2; pass++ {
 		ys := make([]*tensor.Tensor, 3)
 		for i, v := range views {
 			ys[i] = tensor.New(tensor.F64, N, v.Out())
 			v.Forward(ys[i], x)
 		}
-		mask := append([]uint64(nil), md.mask...)
+		mask := append([]byte(nil), md.mask.Bytes...)
 		for i := range views {
 			if d := maxDiff(adapterOut(i, ys[i]), expect(i, mask)); d > 1e-12 {
 				t.Errorf("pass %d: view %d does not use the module's single mask (diff %g)", pass, i, d)
@@ -331,7 +331,7 @@ func TestDropout(t *testing.T) {
 		}
 		kept := 0
 		for j := 0; j < N*in; j++ {
-			kept += int(mask[j>>6] >> (j & 63) & 1)
+			kept += int(mask[j>>3] >> (j & 7) & 1)
 		}
 		if frac := 1 - float64(kept)/float64(N*in); math.Abs(frac-p) > 0.05 {
 			t.Errorf("pass %d: dropped fraction %g, want about %g", pass, frac, p)
@@ -353,12 +353,12 @@ func TestDropout(t *testing.T) {
 		views[1].Backward(dx, dy, x)
 		qkv[1].Backward(dxBase, dy, x)
 		for j := 0; j < N*in; j++ {
-			if mask[j>>6]>>(j&63)&1 == 0 && dx.F64[j] != dxBase.F64[j] {
+			if mask[j>>3]>>(j&7)&1 == 0 && dx.F64[j] != dxBase.F64[j] {
 				t.Fatalf("pass %d: gradient reaches dropped input %d", pass, j)
 			}
 		}
 		xd := tensor.New(tensor.F64, N, in)
-		applyMask(xd, x, mask, 1/(1-p))
+		applyMaskRef(xd, x, mask, 1/(1-p))
 		dh := tensor.New(tensor.F64, N, 2)
 		a.be.LinearBackward(dh, nil, nil, dy, views[1].h, views[1].B)
 		a.be.Scale(dh, md.Scaling)
@@ -372,9 +372,9 @@ func TestDropout(t *testing.T) {
 	a.SetTraining(false)
 	y := tensor.New(tensor.F64, N, views[0].Out())
 	views[0].Forward(y, x)
-	ones := make([]uint64, (N*in+63)/64)
+	ones := make([]byte, (N*in+7)/8)
 	for i := range ones {
-		ones[i] = ^uint64(0)
+		ones[i] = 0xff
 	}
 	got := adapterOut(0, y)
 	want := expect(0, ones)
@@ -408,7 +408,19 @@ func TestReplayMasks(t *testing.T) {
 	}
 }
 
-func f32u(x []uint64) []float64 {
+// applyMaskRef is the reference dropout: dst = src·s where bit i&7 of
+// mask[i>>3] is set, 0 elsewhere (F64).
+func applyMaskRef(dst, src *tensor.Tensor, mask []byte, s float64) {
+	for i := range dst.F64 {
+		if mask[i>>3]>>(i&7)&1 != 0 {
+			dst.F64[i] = src.F64[i] * s
+		} else {
+			dst.F64[i] = 0
+		}
+	}
+}
+
+func f32u(x []byte) []float64 {
 	out := make([]float64, len(x))
 	for i, v := range x {
 		out[i] = float64(v)

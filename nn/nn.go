@@ -1,6 +1,8 @@
 // Package nn holds the modules a Transformer is built from. A module owns
-// views of its parameters and gradients (carved from the model's arenas) and
-// calls the backend for every op, so the same module runs on any backend.
+// views of its parameters and gradients (carved from the model's arenas,
+// backend tensors) and calls the backend for every op, never touching
+// storage itself, so the same module runs on any backend (including one
+// whose storage is not host memory, see backend.Memory).
 //
 // Backward passes accumulate (see package backend). A module whose gradient
 // tensors are nil is frozen: its backward still propagates the gradient of

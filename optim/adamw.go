@@ -3,19 +3,26 @@
 // L2-norm gradient clipping, and learning-rate schedules that are pure
 // functions of the step.
 //
-// Everything here works on F32 tensors. Passing another dtype, or a gradient
-// whose shape differs from its weight, is a programmer error and panics.
+// Everything here works on F32 tensors held by a backend (NewAdamWOn,
+// ClipGradNormOn): the moments are allocated by the backend, and the update,
+// the norm and the scaling are backend ops (backend.OptimOps), so the state
+// can live in device memory. NewAdamW and ClipGradNorm use the CPU backend.
+// Passing another dtype, or a gradient whose shape differs from its weight,
+// is a programmer error and panics.
 package optim
 
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"strings"
 
-	"github.com/shoggo/shoggo/internal/vec"
+	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/backend/cpu"
 	"github.com/shoggo/shoggo/tensor"
 )
+
+// host is the backend of NewAdamW and ClipGradNorm: host memory.
+var host backend.Backend = cpu.New()
 
 // Param is one trainable tensor: its weight W and gradient G (F32, same
 // shape; usually views into the parameter and gradient arenas). Decay says
@@ -81,13 +88,6 @@ func DefaultDecay(name string, shape tensor.Shape) bool {
 	return true
 }
 
-// chunkSize is the number of elements one goroutine task updates. It also
-// fixes the summation blocks of ClipGradNorm, so norms do not depend on the
-// number of workers.
-const chunkSize = 1 << 14
-
-type chunk struct{ p, lo, hi int }
-
 // AdamW is torch.optim.AdamW (amsgrad=False, maximize=False). Its first and
 // second moments live in one F32 arena each, with the parameters' names.
 //
@@ -108,19 +108,28 @@ type chunk struct{ p, lo, hi int }
 // fused multiply-add, so the two agree to float rounding (about one ulp per
 // step), not bit for bit.
 type AdamW struct {
+	be     backend.Backend
 	cfg    Config
 	params []Param
 	m, v   *tensor.Arena
 	state  []*tensor.Tensor
 	step   int
-	chunks []chunk
-	numel  int
+	// the arguments of be.AdamW, fixed at construction
+	ws, gs, ms, vs []*tensor.Tensor
+	decay          []bool
 }
 
-// NewAdamW creates an optimizer with zero moments and step count 0. It
-// returns an error for an invalid config or duplicate parameter names, and
-// panics if a weight or gradient is not F32 or their shapes differ.
+// NewAdamW is NewAdamWOn with the CPU backend (host tensors).
 func NewAdamW(params []Param, cfg Config) (*AdamW, error) {
+	return NewAdamWOn(host, params, cfg)
+}
+
+// NewAdamWOn creates an optimizer whose moments live in be's storage, with
+// zero moments and step count 0; the weights and gradients are be's
+// tensors. It returns an error for an invalid config or duplicate parameter
+// names, and panics if a weight or gradient is not F32 or their shapes
+// differ.
+func NewAdamWOn(be backend.Backend, params []Param, cfg Config) (*AdamW, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -135,20 +144,20 @@ func NewAdamW(params []Param, cfg Config) (*AdamW, error) {
 		if !p.W.Shape.Equal(p.G.Shape) {
 			panic(fmt.Sprintf("optim.NewAdamW: parameter %q: weight shape %v, gradient shape %v", p.Name, p.W.Shape, p.G.Shape))
 		}
-		if len(p.W.F32) != p.W.Numel() || len(p.G.F32) != p.G.Numel() {
+		if p.W.IsHost() && len(p.W.F32) != p.W.Numel() || p.G.IsHost() && len(p.G.F32) != p.G.Numel() {
 			panic(fmt.Sprintf("optim.NewAdamW: parameter %q: storage length does not match shape %v", p.Name, p.W.Shape))
 		}
 		specs[i] = tensor.Spec{Name: p.Name, Shape: p.W.Shape.Clone()}
 	}
-	m, err := tensor.NewArena(tensor.F32, specs)
+	m, err := be.NewArena(tensor.F32, specs)
 	if err != nil {
 		return nil, fmt.Errorf("optim: exp_avg: %w", err)
 	}
-	v, err := tensor.NewArena(tensor.F32, specs)
+	v, err := be.NewArena(tensor.F32, specs)
 	if err != nil {
 		return nil, fmt.Errorf("optim: exp_avg_sq: %w", err)
 	}
-	o := &AdamW{cfg: cfg, params: append([]Param(nil), params...), m: m, v: v}
+	o := &AdamW{be: be, cfg: cfg, params: append([]Param(nil), params...), m: m, v: v}
 	for _, prefix := range []string{"exp_avg.", "exp_avg_sq."} {
 		a := m
 		if prefix == "exp_avg_sq." {
@@ -160,12 +169,13 @@ func NewAdamW(params []Param, cfg Config) (*AdamW, error) {
 			o.state = append(o.state, s)
 		}
 	}
+	applyDecay := cfg.WeightDecay != 0
 	for i, p := range params {
-		n := p.W.Numel()
-		o.numel += n
-		for lo := 0; lo < n; lo += chunkSize {
-			o.chunks = append(o.chunks, chunk{i, lo, min(lo+chunkSize, n)})
-		}
+		o.ws = append(o.ws, p.W)
+		o.gs = append(o.gs, p.G)
+		o.decay = append(o.decay, p.Decay && applyDecay)
+		o.ms = append(o.ms, m.Tensors()[i])
+		o.vs = append(o.vs, v.Tensors()[i])
 	}
 	return o, nil
 }
@@ -176,8 +186,12 @@ func (o *AdamW) Config() Config { return o.cfg }
 // Params returns the parameters in the order given to NewAdamW.
 func (o *AdamW) Params() []Param { return o.params }
 
+// Backend returns the backend holding the optimizer's state.
+func (o *AdamW) Backend() backend.Backend { return o.be }
+
 // Moments returns the arenas holding the first (exp_avg) and second
-// (exp_avg_sq) moments, with tensors named as the parameters.
+// (exp_avg_sq) moments, with tensors named as the parameters (backend
+// tensors: read them through the backend's Download).
 func (o *AdamW) Moments() (m, v *tensor.Arena) { return o.m, o.v }
 
 // StepCount is the number of Steps taken (torch's state["step"]).
@@ -194,13 +208,16 @@ func (o *AdamW) SetStepCount(n int) {
 
 // State returns the moment tensors, live views into the moment arenas: first
 // "exp_avg.<name>" for every parameter in order, then "exp_avg_sq.<name>".
-// A checkpoint writer saves them as they are; writing into them (or calling
-// LoadState) together with SetStepCount restores the optimizer exactly.
+// They are backend tensors: a checkpoint writer saves them through the
+// backend (backend.ReadHost; on the CPU backend they are host tensors and
+// can be written as they are); LoadState together with SetStepCount
+// restores the optimizer exactly.
 func (o *AdamW) State() []*tensor.Tensor { return o.state }
 
-// LoadState copies every State tensor from get(name). It checks all of them
-// first and returns an error naming the first missing tensor, or one whose
-// dtype is not F32 or whose shape differs; the state is then unchanged.
+// LoadState copies every State tensor from get(name), a host tensor
+// (uploaded to the backend). It checks all of them first and returns an
+// error naming the first missing tensor, or one whose dtype is not F32 or
+// whose shape differs; the state is then unchanged.
 func (o *AdamW) LoadState(get func(name string) *tensor.Tensor) error {
 	srcs := make([]*tensor.Tensor, len(o.state))
 	for i, dst := range o.state {
@@ -212,13 +229,15 @@ func (o *AdamW) LoadState(get func(name string) *tensor.Tensor) error {
 			return fmt.Errorf("optim: optimizer state %q has dtype %s, want F32", dst.Name, src.DType)
 		case !src.Shape.Equal(dst.Shape):
 			return fmt.Errorf("optim: optimizer state %q has shape %v, want %v", dst.Name, src.Shape, dst.Shape)
+		case !src.IsHost():
+			return fmt.Errorf("optim: optimizer state %q is not a host tensor", dst.Name)
 		case len(src.F32) != dst.Numel():
 			return fmt.Errorf("optim: optimizer state %q holds %d values, want %d", dst.Name, len(src.F32), dst.Numel())
 		}
 		srcs[i] = src
 	}
 	for i, dst := range o.state {
-		copy(dst.F32, srcs[i].F32)
+		o.be.Upload(dst, srcs[i].View(0, dst.Shape...))
 	}
 	return nil
 }
@@ -232,7 +251,7 @@ func (o *AdamW) Step(lr float64) {
 	bc1 := 1 - math.Pow(c.Beta1, t)
 	bc2 := 1 - math.Pow(c.Beta2, t)
 	w := float32(1 - c.Beta1)
-	k := vec.AdamW{
+	u := backend.AdamWUpdate{
 		Decay:      float32(1 - lr*c.WeightDecay),
 		LerpW:      w,
 		LerpSmall:  math.Abs(float64(w)) < 0.5,
@@ -243,25 +262,5 @@ func (o *AdamW) Step(lr float64) {
 		Eps:        float32(c.Eps),
 		NegStep:    float32(-(lr / bc1)),
 	}
-	noDecay := k
-	noDecay.Decay = 1 // p*1 is exact: the same as skipping the multiply
-	applyDecay := c.WeightDecay != 0
-	ms, vs := o.m.Tensors(), o.v.Tensors()
-	run := func(i int) {
-		ch := o.chunks[i]
-		p := o.params[ch.p]
-		kk := &noDecay
-		if p.Decay && applyDecay {
-			kk = &k
-		}
-		kk.Update(p.W.F32[ch.lo:ch.hi], p.G.F32[ch.lo:ch.hi], ms[ch.p].F32[ch.lo:ch.hi], vs[ch.p].F32[ch.lo:ch.hi])
-	}
-	workers := c.Workers
-	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	if o.numel < 2*chunkSize {
-		workers = 1
-	}
-	parallelFor(len(o.chunks), workers, run)
+	o.be.AdamW(o.ws, o.gs, o.ms, o.vs, o.decay, u, c.Workers)
 }

@@ -272,7 +272,7 @@ func TestAdamWMatchesTorchFormulaBitwise(t *testing.T) {
 // sizes that are not multiples of the chunk size.
 func bigParams(seed uint64) []Param {
 	rng := rand.New(rand.NewPCG(seed, 99))
-	shapes := [][]int{{97, 1031}, {3 * chunkSize}, {5}, {0}, {131, 7}}
+	shapes := [][]int{{97, 1031}, {3 * (1 << 14)}, {5}, {0}, {131, 7}}
 	var ps []Param
 	for i, sh := range shapes {
 		n := tensor.Shape(sh).Numel()

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/shoggo/shoggo/backend/cpu/gemm"
+	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/internal/parallel"
 	"github.com/shoggo/shoggo/nn"
 	"github.com/shoggo/shoggo/tensor"
@@ -61,17 +61,27 @@ const (
 )
 
 // Linear is a frozen quantized linear layer y = x W^T + b implementing
-// nn.Layer. Forward and Backward dequantize the weight a panel at a time
-// into small per-goroutine buffers and multiply with gemm.Sgemm (or, for a
-// few input rows, run direct dequantize-and-dot kernels); a full float32
-// copy of W never exists. Backward propagates to the input only: the weight
+// nn.Layer. Forward and Backward go through the backend's quantized matmul
+// (backend.QuantOps; on the CPU: HostForward/HostBackward, which dequantize
+// the weight a panel at a time into small per-goroutine buffers and multiply
+// with gemm.Sgemm, or, for a few input rows, run direct dequantize-and-dot
+// kernels); a full float32 copy of W never exists. Backward propagates to the input only: the weight
 // and bias are frozen (QLoRA puts trainable adapters beside it).
 //
 // A Linear is safe for concurrent Forward/Backward calls.
 type Linear struct {
 	Name string         // HF name prefix, e.g. "model.layers.0.mlp.up_proj"
-	W    Weight         // the quantized weight
-	B    *tensor.Tensor // F32 bias (out), or nil
+	W    Weight         // the quantized weight (host memory)
+	B    *tensor.Tensor // F32 host bias (out), or nil
+	// BE runs the matmuls (backend.QuantOps) on its own copy of the packed
+	// weight and bias, made on first use (the CPU backend shares W's
+	// memory). Set it before the first Forward. nil runs the host kernels
+	// (HostForward, HostBackward) directly, as the CPU backend does.
+	BE backend.Backend
+
+	once sync.Once
+	bw   *backend.QuantWeight
+	bb   *tensor.Tensor
 }
 
 var _ nn.Layer = (*Linear)(nil)
@@ -195,6 +205,18 @@ func panelSize(count, width int) int {
 	return min(p, max(count, 1))
 }
 
+// checkShapes panics unless a is (N, aw) and b (N, bw), both F32.
+func (l *Linear) checkShapes(op string, a, b *tensor.Tensor, aw, bw int) {
+	if a.DType != tensor.F32 || b.DType != tensor.F32 {
+		panic(fmt.Sprintf("quant.Linear.%s %s: tensors must be F32, got %v and %v", op, l.Name, a, b))
+	}
+	n, ac := a.Rows()
+	bn, bc := b.Rows()
+	if ac != aw || bc != bw || bn != n {
+		panic(fmt.Sprintf("quant.Linear.%s %s: shapes %v and %v, want (N, %d) and (N, %d)", op, l.Name, a.Shape, b.Shape, aw, bw))
+	}
+}
+
 func (l *Linear) check(op string, a, b *tensor.Tensor, aw, bw int) int {
 	if a.DType != tensor.F32 || b.DType != tensor.F32 {
 		panic(fmt.Sprintf("quant.Linear.%s %s: tensors must be F32, got %v and %v", op, l.Name, a, b))
@@ -211,75 +233,18 @@ func (l *Linear) check(op string, a, b *tensor.Tensor, aw, bw int) int {
 // (N, out), both F32. y is overwritten.
 func (l *Linear) Forward(y, x *tensor.Tensor) {
 	out, in := l.W.Dims()
-	N := l.check("Forward", x, y, in, out)
-	if N == 0 || out == 0 {
+	if l.BE != nil {
+		l.checkShapes("Forward", x, y, in, out)
+		bw, bb := l.backendWeight()
+		l.BE.QuantLinearForward(y, x, bw, bb)
 		return
 	}
-	X, Y := x.F32, y.F32
+	N := l.check("Forward", x, y, in, out)
 	var bias []float32
 	if l.B != nil {
 		bias = l.B.F32
 	}
-	if N <= matVecLimit(l.W) {
-		l.forwardMatVec(Y, X, bias, N, in, out)
-		return
-	}
-	if in == 0 {
-		for n := 0; n < N; n++ {
-			if bias != nil {
-				copy(Y[n*out:(n+1)*out], bias)
-			} else {
-				clear(Y[n*out : (n+1)*out])
-			}
-		}
-		return
-	}
-	P := panelSize(out, in)
-	np := ceilDiv(out, P)
-	parallel.For(np, 1, func(lo, hi int) {
-		sp := getScratch(P * in)
-		defer scratchPool.Put(sp)
-		s := *sp
-		for p := lo; p < hi; p++ {
-			r0, r1 := p*P, min((p+1)*P, out)
-			l.W.DequantizeRows(s, r0, r1)
-			var beta float32
-			if bias != nil {
-				for n := 0; n < N; n++ {
-					copy(Y[n*out+r0:n*out+r1], bias[r0:r1])
-				}
-				beta = 1
-			}
-			gemm.Sgemm(false, true, N, r1-r0, in, 1, X, in, s, in, beta, Y[r0:], out)
-		}
-	})
-}
-
-func (l *Linear) forwardMatVec(Y, X, bias []float32, N, in, out int) {
-	i4, isInt4 := l.W.(*Int4Weight)
-	var sums [][]float32
-	if isInt4 {
-		sums = make([][]float32, N)
-		for n := range sums {
-			sums[n] = i4.groupSums(X[n*in:(n+1)*in], make([]float32, 0, i4.Groups()))
-		}
-	}
-	parallel.For(out, 64, func(lo, hi int) {
-		for n := 0; n < N; n++ {
-			ys := Y[n*out+lo : n*out+hi]
-			xs := X[n*in : (n+1)*in]
-			if isInt4 {
-				i4.matVec(ys, xs, sums[n], lo, hi)
-			} else {
-				l.W.MatVec(ys, xs, lo, hi)
-			}
-			if bias != nil {
-				for i := range ys {
-					ys[i] += bias[lo+i]
-				}
-			}
-		}
-	})
+	HostForward(y.F32, x.F32, bias, N, l.W)
 }
 
 // Backward accumulates the input gradient dx += dy W (dx nil: nothing to
@@ -289,25 +254,36 @@ func (l *Linear) Backward(dx, dy, x *tensor.Tensor) {
 		return
 	}
 	out, in := l.W.Dims()
+	if l.BE != nil {
+		l.checkShapes("Backward", dx, dy, in, out)
+		if x != nil {
+			l.checkShapes("Backward", x, dy, in, out)
+		}
+		bw, _ := l.backendWeight()
+		l.BE.QuantLinearBackward(dx, dy, bw)
+		return
+	}
 	N := l.check("Backward", dx, dy, in, out)
 	if x != nil {
 		l.check("Backward", x, dy, in, out)
 	}
-	if N == 0 || in == 0 || out == 0 {
-		return
-	}
-	DX, DY := dx.F32, dy.F32
-	C := panelSize(in, out)
-	np := ceilDiv(in, C)
-	parallel.For(np, 1, func(lo, hi int) {
-		sp := getScratch(C * out)
-		defer scratchPool.Put(sp)
-		s := *sp
-		for p := lo; p < hi; p++ {
-			c0, c1 := p*C, min((p+1)*C, in)
-			w := c1 - c0
-			l.W.DequantizeCols(s[:out*w], c0, c1)
-			gemm.Sgemm(false, false, N, w, out, 1, DY, out, s, w, 1, DX[c0:], in)
+	HostBackward(dx.F32, dy.F32, N, l.W)
+}
+
+// backendWeight returns the weight's parts and the bias as BE tensors,
+// adopting them on first use (on the CPU backend: the same memory).
+func (l *Linear) backendWeight() (*backend.QuantWeight, *tensor.Tensor) {
+	l.once.Do(func() {
+		q := Parts(l.W)
+		for _, p := range []**tensor.Tensor{&q.Packed, &q.Absmax, &q.QAbsmax, &q.Absmax2, &q.NestedCode, &q.Scales, &q.Zeros} {
+			if *p != nil {
+				*p = l.BE.Adopt(*p)
+			}
+		}
+		l.bw = q
+		if l.B != nil {
+			l.bb = l.BE.Adopt(l.B)
 		}
 	})
+	return l.bw, l.bb
 }

@@ -22,9 +22,16 @@ type Arena struct {
 	index   map[string]int
 }
 
-// NewArena allocates one zeroed block for all specs, in order. Names must be
-// unique and shapes non-negative.
+// NewArena allocates one zeroed host block for all specs, in order. Names
+// must be unique and shapes non-negative.
 func NewArena(dt DType, specs []Spec) (*Arena, error) {
+	return NewArenaAlloc(dt, specs, func(dt DType, n int) *Tensor { return New(dt, n) })
+}
+
+// NewArenaAlloc is NewArena with the block allocated by alloc (which must
+// return a zeroed 1-D tensor of n elements of dtype dt): a backend passes its
+// own allocator, and the arena's tensors are views of its storage.
+func NewArenaAlloc(dt DType, specs []Spec, alloc func(dt DType, n int) *Tensor) (*Arena, error) {
 	if dt != F32 && dt != F64 && dt != F16 && dt != BF16 {
 		return nil, fmt.Errorf("arena: unsupported dtype %s", dt)
 	}
@@ -45,7 +52,10 @@ func NewArena(dt DType, specs []Spec) (*Arena, error) {
 		n := s.Shape.Numel()
 		total += (n + arenaAlign - 1) / arenaAlign * arenaAlign
 	}
-	a.flat = New(dt, total)
+	a.flat = alloc(dt, total)
+	if a.flat == nil || a.flat.DType != dt || a.flat.Numel() != total {
+		return nil, fmt.Errorf("arena: allocator returned %v, want %d elements of %s", a.flat, total, dt)
+	}
 	a.flat.Name = "arena"
 	for i, s := range specs {
 		v := a.flat.View(offsets[i], s.Shape...)
@@ -80,5 +90,6 @@ func (a *Arena) Numel() int {
 	return n
 }
 
-// Zero clears the whole arena.
+// Zero clears the whole arena of a host arena (a backend arena panics: use
+// the backend's Zero on Flat()).
 func (a *Arena) Zero() { a.flat.Zero() }

@@ -124,9 +124,22 @@ func (s Shape) String() string {
 	return "[" + strings.Join(parts, ", ") + "]"
 }
 
-// Tensor is a dense row-major array. Exactly one storage field is used,
-// chosen by DType: F32 for F32, F64 for F64, U16 for F16 and BF16, Bytes for
-// everything else (little-endian, as in safetensors).
+// Storage is an opaque handle to memory a backend owns (a device buffer, or
+// the private buffers of the opaque test backend). Only the backend that
+// made it looks inside; code above the backend moves data in and out with
+// the backend's Upload and Download.
+type Storage interface {
+	// Backend names the backend that owns the storage.
+	Backend() string
+}
+
+// Tensor is a dense row-major array. A host tensor (Store == nil) uses
+// exactly one storage field, chosen by DType: F32 for F32, F64 for F64, U16
+// for F16 and BF16, Bytes for everything else (little-endian, as in
+// safetensors). A backend tensor (Store != nil) has no host slice at all:
+// its elements are Numel() elements of Store starting at element Offset.
+// Views (View, Reshape, Slice, Arena tensors) of a backend tensor carry the
+// handle with their own offset.
 type Tensor struct {
 	Name  string
 	Shape Shape
@@ -136,6 +149,47 @@ type Tensor struct {
 	F64   []float64
 	U16   []uint16
 	Bytes []byte
+
+	// Store is the backend storage handle, nil for host storage.
+	Store Storage
+	// Offset is the element offset of this tensor within Store (0 for host tensors).
+	Offset int
+}
+
+// IsHost reports whether t's storage is a host slice (Store == nil).
+func (t *Tensor) IsHost() bool { return t.Store == nil }
+
+// ident names a storage location: a backend handle and an element offset.
+type ident struct {
+	store  Storage
+	offset int
+}
+
+// Identity returns a comparable value naming where t's first element lives
+// (its host address, or its backend handle and offset), so a caller can
+// notice that an input buffer changed. Empty host tensors give nil.
+func (t *Tensor) Identity() any {
+	if t.Store != nil {
+		return ident{t.Store, t.Offset}
+	}
+	switch {
+	case len(t.F32) > 0:
+		return &t.F32[0]
+	case len(t.F64) > 0:
+		return &t.F64[0]
+	case len(t.U16) > 0:
+		return &t.U16[0]
+	case len(t.Bytes) > 0:
+		return &t.Bytes[0]
+	}
+	return nil
+}
+
+// mustHost panics when t is a backend tensor: op needs host storage.
+func (t *Tensor) mustHost(op string) {
+	if t.Store != nil {
+		panic(fmt.Sprintf("tensor.%s: %s lives in %s storage; use the backend", op, t, t.Store.Backend()))
+	}
 }
 
 // New allocates a zeroed tensor.
@@ -203,6 +257,10 @@ func (t *Tensor) View(offset int, shape ...int) *Tensor {
 		panic(fmt.Sprintf("tensor.View: [%d,%d) outside %d elements of %s", offset, offset+n, t.Numel(), t.Name))
 	}
 	v := &Tensor{Name: t.Name, Shape: Shape(shape).Clone(), DType: t.DType}
+	if t.Store != nil {
+		v.Store, v.Offset = t.Store, t.Offset+offset
+		return v
+	}
 	switch t.DType {
 	case F32:
 		v.F32 = t.F32[offset : offset+n : offset+n]
@@ -235,16 +293,20 @@ func (t *Tensor) Slice(i, j int) *Tensor {
 	return t.View(i*inner, shape...)
 }
 
-// Zero sets every element to zero.
+// Zero sets every element of a host tensor to zero (a backend tensor
+// panics: use the backend's Zero).
 func (t *Tensor) Zero() {
+	t.mustHost("Zero")
 	clear(t.F32)
 	clear(t.F64)
 	clear(t.U16)
 	clear(t.Bytes)
 }
 
-// Clone returns a deep copy.
+// Clone returns a deep copy of a host tensor (a backend tensor panics: use
+// the backend's Alloc and Copy, or Download).
 func (t *Tensor) Clone() *Tensor {
+	t.mustHost("Clone")
 	c := &Tensor{Name: t.Name, Shape: t.Shape.Clone(), DType: t.DType}
 	c.F32 = append([]float32(nil), t.F32...)
 	c.F64 = append([]float64(nil), t.F64...)
@@ -255,6 +317,7 @@ func (t *Tensor) Clone() *Tensor {
 
 // At returns element i as float64, whatever the float dtype.
 func (t *Tensor) At(i int) float64 {
+	t.mustHost("At")
 	switch t.DType {
 	case F32:
 		return float64(t.F32[i])
@@ -270,6 +333,7 @@ func (t *Tensor) At(i int) float64 {
 
 // Set sets element i from a float64, rounding to the tensor's dtype.
 func (t *Tensor) Set(i int, v float64) {
+	t.mustHost("Set")
 	switch t.DType {
 	case F32:
 		t.F32[i] = float32(v)

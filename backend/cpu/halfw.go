@@ -119,7 +119,7 @@ func gemmGW[T gemm.Float](rows, V, C int, g, w []T, wh *halfW, scratch []T, beta
 }
 
 // linearForwardHalf is linearForward with a 16-bit w (out, in).
-func linearForwardHalf[T gemm.Float](y, x []T, wh *halfW, b []T, N, in, out int) {
+func linearForwardHalf[T gemm.Float](c *CPU, y, x []T, wh *halfW, b []T, N, in, out int) {
 	var beta T
 	if b != nil {
 		parallel.For(N, rowGrain(out), func(lo, hi int) {
@@ -130,13 +130,36 @@ func linearForwardHalf[T gemm.Float](y, x []T, wh *halfW, b []T, N, in, out int)
 		beta = 1
 	}
 	rb := wh.blockRows()
-	scratch := make([]T, rb*in)
+	scratch := getBuf[T](c, rb*in)
+	defer putBuf(c, scratch)
 	for r0 := 0; r0 < out; r0 += rb {
 		nb := min(rb, out-r0)
 		wf := scratch[:nb*in]
 		widenHalf(wf, wh, r0, nb)
 		gemm.Gemm(false, true, N, nb, in, 1, x, in, wf, in, beta, y[r0:], out)
 	}
+}
+
+// linearBackwardHalf accumulates dx += dy W with a 16-bit w (out, in),
+// widened a block of rows at a time: dx += dy[:, r0:r0+nb] W[r0:r0+nb, :].
+func linearBackwardHalf[T gemm.Float](c *CPU, dx, dy []T, wh *halfW, N, in, out int) {
+	rb := wh.blockRows()
+	scratch := getBuf[T](c, rb*in)
+	defer putBuf(c, scratch)
+	for r0 := 0; r0 < out; r0 += rb {
+		nb := min(rb, out-r0)
+		wf := scratch[:nb*in]
+		widenHalf(wf, wh, r0, nb)
+		gemm.Gemm(false, false, N, in, nb, 1, dy[r0:], out, wf, in, 1, dx, in)
+	}
+}
+
+// SetHalfBlockElems sets the number of weight elements one widened block of
+// a 16-bit weight holds (default 1<<20) and returns the previous value; tests
+// use it to force many blocks.
+func SetHalfBlockElems(n int) (old int) {
+	old, halfBlockElems = halfBlockElems, max(1, n)
+	return old
 }
 
 func halfOpPanic(op, what string, w *tensor.Tensor) {

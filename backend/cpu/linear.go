@@ -20,9 +20,9 @@ func (c *CPU) LinearForward(y, x, w, b *tensor.Tensor) {
 	if isHalf(w) { // a frozen 16-bit weight (an LM head): widened by blocks of rows
 		switch dtypeOf(op, y, x, b) {
 		case tensor.F32:
-			linearForwardHalf(s32(y), s32(x), newHalfW(w), s32(b), N, in, out)
+			linearForwardHalf(c, s32(y), s32(x), newHalfW(w), s32(b), N, in, out)
 		case tensor.F64:
-			linearForwardHalf(s64(y), s64(x), newHalfW(w), s64(b), N, in, out)
+			linearForwardHalf(c, s64(y), s64(x), newHalfW(w), s64(b), N, in, out)
 		}
 		return
 	}
@@ -44,6 +44,21 @@ func (c *CPU) LinearBackward(dx, dw, db, dy, x, w *tensor.Tensor) {
 	checkRC(op, "dx", dx, N, in)
 	checkRC(op, "dw", dw, out, in)
 	checkNumel(op, "db", db, out, w)
+	if isHalf(w) { // a frozen 16-bit weight: input gradient only
+		if dw != nil || db != nil {
+			halfOpPanic(op, "dw or db", w)
+		}
+		if dx == nil {
+			return
+		}
+		switch dtypeOf(op, dx, dy, x) {
+		case tensor.F32:
+			linearBackwardHalf(c, s32(dx), s32(dy), newHalfW(w), N, in, out)
+		case tensor.F64:
+			linearBackwardHalf(c, s64(dx), s64(dy), newHalfW(w), N, in, out)
+		}
+		return
+	}
 	switch dtypeOf(op, dx, dw, db, dy, x, w) {
 	case tensor.F32:
 		linearBackward(s32(dx), s32(dw), s32(db), s32(dy), s32(x), s32(w), N, in, out)
