@@ -83,8 +83,9 @@ type Decoder struct {
 	Detokenize func([]int32) string
 
 	kc     *model.KVCache
-	seqs   []*seq // per slot; nil = free
-	logits *tensor.Tensor
+	seqs   []*seq         // per slot; nil = free
+	logits *tensor.Tensor // (Slots, V) backend tensor; its first rows are a step's logits
+	host   []float32      // their host copy on a backend without host storage
 	ids    []int32
 	rows   []int32
 }
@@ -177,9 +178,10 @@ func (d *Decoder) Add(reqs ...Request) ([]int, error) {
 		return nil, fmt.Errorf("decode: prefill: %w", err)
 	}
 	out := make([]int, B)
+	host := d.hostLogits(logits)
 	for b, r := range reqs {
 		s := &seq{req: r, rng: rand.New(rand.NewPCG(r.Seed, 0x5eed)), hist: append([]int32(nil), r.Prompt...)}
-		s.pending = append([]float32(nil), hostRow(logits, b, V)...)
+		s.pending = append([]float32(nil), host[b*V:(b+1)*V]...)
 		d.seqs[slots[b]] = s
 		out[b] = int(slots[b])
 	}
@@ -189,14 +191,27 @@ func (d *Decoder) Add(reqs ...Request) ([]int, error) {
 func (d *Decoder) logitsBuf(B int) *tensor.Tensor {
 	V := d.m.Cfg.VocabSize
 	if d.logits == nil {
-		d.logits = tensor.New(tensor.F32, d.kc.Slots, V)
+		d.logits = d.m.BE.Alloc(tensor.F32, d.kc.Slots, V)
 	}
 	return d.logits.View(0, B, V)
 }
 
-// hostRow returns row b of the (B, V) logits as host memory: the one place
-// the decoder reads tensor storage (a device backend downloads here).
-func hostRow(logits *tensor.Tensor, b, V int) []float32 { return logits.F32[b*V : (b+1)*V] }
+// hostLogits returns the (B, V) logits, a backend tensor, as host memory:
+// the one place the decoder reads tensor storage. On host storage (the CPU
+// backend) it is the tensor's own slice; otherwise the logits are
+// downloaded into a buffer reused from step to step.
+func (d *Decoder) hostLogits(logits *tensor.Tensor) []float32 {
+	n := logits.Numel()
+	if logits.IsHost() {
+		return logits.F32[:n]
+	}
+	if cap(d.host) < n {
+		d.host = make([]float32, n)
+	}
+	h := tensor.FromF32(d.host[:n], logits.Shape...)
+	d.m.BE.Download(h, logits)
+	return h.F32
+}
 
 // Step advances every active row by one token: rows just added sample from
 // their prompt's logits, the others feed their last token through the
@@ -210,11 +225,13 @@ func (d *Decoder) Step() ([]Token, error) {
 		}
 	}
 	V := d.m.Cfg.VocabSize
+	var host []float32
 	if len(d.rows) > 0 {
 		logits := d.logitsBuf(len(d.rows))
 		if err := d.m.ForwardKV(d.kc, d.rows, d.ids, 1, nil, logits); err != nil {
 			return nil, fmt.Errorf("decode: %w", err)
 		}
+		host = d.hostLogits(logits)
 	}
 	b := 0 // d.rows is in slot order
 	var toks []Token
@@ -226,7 +243,7 @@ func (d *Decoder) Step() ([]Token, error) {
 		if s.pending != nil {
 			l, s.pending = s.pending, nil
 		} else {
-			l = hostRow(d.logits, b, V)
+			l = host[b*V : (b+1)*V]
 			b++
 		}
 		id := Sample(l, s.hist, s.req.Sampling, s.rng)

@@ -22,8 +22,10 @@
 //
 // All adapter weights live in one arena (Adapters.WeightArena) named with PEFT's
 // keys ("base_model.model.<module>.lora_A.weight"), and their gradients in a
-// second arena of the same layout (Adapters.GradArena). Both have the model's
-// compute dtype: F32 normally, F64 in gradient checks.
+// second arena of the same layout (Adapters.GradArena). Both are backend
+// storage (the model's backend's NewArena) of the model's compute dtype:
+// F32 normally, F64 in gradient checks. A is initialised on the host and
+// uploaded (backend.FillHost), so every backend starts from the same bits.
 //
 // GPT-2's fused c_attn is split by the model into three views (Q, K, V) of
 // one (3C, C) weight. A PEFT adapter on c_attn is one module with A (r, C)
@@ -335,11 +337,11 @@ func apply(m *model.Transformer, cfg Config, strict bool) (*Adapters, error) {
 			tensor.Spec{Name: keyPrefix + p.path + ".lora_A.weight", Shape: tensor.Shape{cfg.R, in}},
 			tensor.Spec{Name: keyPrefix + p.path + ".lora_B.weight", Shape: tensor.Shape{out, cfg.R}})
 	}
-	params, err := tensor.NewArena(m.DType, specs)
+	params, err := m.BE.NewArena(m.DType, specs)
 	if err != nil {
 		return nil, err
 	}
-	grads, err := tensor.NewArena(m.DType, specs)
+	grads, err := m.BE.NewArena(m.DType, specs)
 	if err != nil {
 		return nil, err
 	}
@@ -357,9 +359,11 @@ func apply(m *model.Transformer, cfg Config, strict bool) (*Adapters, error) {
 		// nn.init.kaiming_uniform_(A, a=sqrt(5)): gain sqrt(2/(1+5)),
 		// bound = gain*sqrt(3/fan_in) = 1/sqrt(in).
 		bound := 1 / math.Sqrt(float64(dims[i][0]))
-		for j := 0; j < md.A.Numel(); j++ {
-			md.A.Set(j, (2*initRNG.Float64()-1)*bound)
-		}
+		backend.FillHost(m.BE, md.A, func(h *tensor.Tensor) {
+			for j := 0; j < h.Numel(); j++ {
+				h.Set(j, (2*initRNG.Float64()-1)*bound)
+			}
+		})
 		row := 0
 		for vi, sl := range p.slots {
 			f := sl.field(m.Blocks[p.block])
@@ -436,8 +440,8 @@ func (a *Adapters) Params() []optim.Param {
 // same order as Params.
 func (a *Adapters) Grads() []*tensor.Tensor { return a.GradArena.Tensors() }
 
-// ZeroGrad clears the adapters' gradients.
-func (a *Adapters) ZeroGrad() { a.GradArena.Zero() }
+// ZeroGrad clears the adapters' gradients (the backend's Zero).
+func (a *Adapters) ZeroGrad() { a.be.Zero(a.GradArena.Flat()) }
 
 // NumTrainable is the number of adapter parameters (c_attn's A counted once).
 func (a *Adapters) NumTrainable() int64 { return int64(a.WeightArena.Numel()) }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/safetensors"
@@ -36,7 +37,7 @@ func (a *Adapters) Save(dir string) error {
 	}
 	var ts []*tensor.Tensor
 	for _, t := range a.WeightArena.Tensors() {
-		c, err := tensor.Convert(t, tensor.F32)
+		c, err := tensor.Convert(backend.ToHost(a.be, t), tensor.F32)
 		if err != nil {
 			return err
 		}
@@ -256,14 +257,15 @@ func Load(m *model.Transformer, dir string) (*Adapters, error) {
 		if err != nil {
 			return fail(err)
 		}
-		switch t.DType {
-		case tensor.F32:
-			copy(t.F32, data)
-		default:
-			for i, v := range data {
-				t.Set(i, float64(v))
+		backend.FillHost(a.be, t, func(h *tensor.Tensor) {
+			if h.DType == tensor.F32 {
+				copy(h.F32, data)
+				return
 			}
-		}
+			for i, v := range data {
+				h.Set(i, float64(v))
+			}
+		})
 	}
 	a.BaseModel = base
 	a.training = false

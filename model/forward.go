@@ -75,7 +75,7 @@ func (m *Transformer) newActivations(B, T, nLayers int, train bool) *activations
 	N, C, I := B*T, c.HiddenSize, c.IntermediateSize
 	hs := c.HeadDim()
 	Q, KV := c.NumAttentionHeads*hs, c.NumKeyValueHeads*hs
-	nt := func(shape ...int) *tensor.Tensor { return tensor.New(m.DType, shape...) }
+	nt := func(shape ...int) *tensor.Tensor { return m.BE.Alloc(m.DType, shape...) }
 	a := &activations{B: B, T: T}
 	for l := 0; l <= c.NumHiddenLayers; l++ {
 		if !train && l >= 2 {
@@ -273,17 +273,18 @@ func (m *Transformer) Loss(b *Batch, gradScale float64, grad bool) (lossSum floa
 	}
 	var dh, dw *tensor.Tensor
 	if grad {
-		m.acts.dhidden.Zero()
+		m.BE.Zero(m.acts.dhidden)
 		dh, dw = m.acts.dhidden, m.DLMHead
 	}
 	return m.BE.CrossEntropy(m.acts.lnf, m.LMHead, b.Targets, m.ChunkRows, gradScale, dh, dw)
 }
 
-// Logits returns the full (N, V) logits of the last Forward. For tests and
-// small models only: training never forms them.
+// Logits returns the full (N, V) logits of the last Forward, a backend
+// tensor (read it with backend.ToHost). For tests and small models only:
+// training never forms them.
 func (m *Transformer) Logits() *tensor.Tensor {
 	n := m.acts.B * m.acts.T
-	out := tensor.New(m.DType, n, m.Cfg.VocabSize)
+	out := m.BE.Alloc(m.DType, n, m.Cfg.VocabSize)
 	m.BE.LinearForward(out, m.acts.lnf, m.LMHead, nil)
 	return out
 }
@@ -299,7 +300,7 @@ func (m *Transformer) Backward(b *Batch) {
 	L := len(m.Blocks)
 	ap := m.attnParams(b)
 	hs := c.HeadDim()
-	a.dres.Zero()
+	be.Zero(a.dres)
 	m.NormF.Backward(a.dres, a.dhidden, a.resid[L], a.lnfMean, a.lnfRstd)
 	for l := L - 1; l >= 0; l-- {
 		if m.checkpointing {
@@ -317,15 +318,15 @@ func (m *Transformer) Backward(b *Batch) {
 		in := a.resid[l]
 		// out = mid + mlp(norm2(mid))
 		be.Copy(a.dmid, a.dres)
-		a.dact.Zero()
-		a.dh1.Zero()
-		a.dln.Zero()
+		be.Zero(a.dact)
+		be.Zero(a.dh1)
+		be.Zero(a.dln)
 		if m.fam.MLP == GELUMLP {
 			blk.Proj.Backward(a.dact, a.dres, la.act)
 			be.GELUBackward(a.dh1, a.dact, la.h1)
 			blk.Fc.Backward(a.dln, a.dh1, la.ln2)
 		} else {
-			a.dh2.Zero()
+			be.Zero(a.dh2)
 			blk.Down.Backward(a.dact, a.dres, la.act)
 			be.SwiGLUBackward(a.dh1, a.dh2, a.dact, la.h1, la.h2)
 			blk.Gate.Backward(a.dln, a.dh1, la.ln2)
@@ -333,11 +334,11 @@ func (m *Transformer) Backward(b *Batch) {
 		}
 		blk.Norm2.Backward(a.dmid, a.dln, la.mid, la.ln2Mean, la.ln2Rstd)
 		// mid = in + o(attn(norm1(in)))
-		a.datt.Zero()
+		be.Zero(a.datt)
 		blk.O.Backward(a.datt, a.dmid, la.att)
-		a.dq.Zero()
-		a.dk.Zero()
-		a.dv.Zero()
+		be.Zero(a.dq)
+		be.Zero(a.dk)
+		be.Zero(a.dv)
 		be.AttentionBackward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, ap)
 		if !m.fam.LearnedPositions {
 			be.RoPE(a.dq.Reshape(b.B, b.T, c.NumAttentionHeads, hs), pos, c.RopeTheta, true)
@@ -346,13 +347,13 @@ func (m *Transformer) Backward(b *Batch) {
 		dq, dk := a.dq, a.dk
 		if blk.QNorm != nil {
 			nq, nk := b.B*b.T*c.NumAttentionHeads, b.B*b.T*c.NumKeyValueHeads
-			a.dqp.Zero()
-			a.dkp.Zero()
+			be.Zero(a.dqp)
+			be.Zero(a.dkp)
 			blk.QNorm.Backward(a.dqp.Reshape(nq, hs), a.dq.Reshape(nq, hs), la.qp.Reshape(nq, hs), nil, la.qRstd)
 			blk.KNorm.Backward(a.dkp.Reshape(nk, hs), a.dk.Reshape(nk, hs), la.kp.Reshape(nk, hs), nil, la.kRstd)
 			dq, dk = a.dqp, a.dkp
 		}
-		a.dln.Zero()
+		be.Zero(a.dln)
 		blk.Q.Backward(a.dln, dq, la.ln1)
 		blk.K.Backward(a.dln, dk, la.ln1)
 		blk.V.Backward(a.dln, a.dv, la.ln1)

@@ -45,10 +45,10 @@ func (m *Transformer) NewKVCache(slots, maxT int) (*KVCache, error) {
 	}
 	kc := &KVCache{Slots: slots, MaxT: maxT, Len: make([]int32, slots), Real: make([]int32, slots), Mask: make([]int32, slots*maxT)}
 	for range m.Blocks {
-		kc.K = append(kc.K, tensor.New(m.DType, slots, maxT, c.NumKeyValueHeads, c.HeadDim()))
-		kc.V = append(kc.V, tensor.New(m.DType, slots, maxT, c.NumKeyValueHeads, c.HeadDim()))
+		kc.K = append(kc.K, m.BE.Alloc(m.DType, slots, maxT, c.NumKeyValueHeads, c.HeadDim()))
+		kc.V = append(kc.V, m.BE.Alloc(m.DType, slots, maxT, c.NumKeyValueHeads, c.HeadDim()))
 	}
-	kc.last = tensor.New(m.DType, slots, c.HiddenSize)
+	kc.last = m.BE.Alloc(m.DType, slots, c.HiddenSize)
 	return kc, nil
 }
 

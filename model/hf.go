@@ -96,13 +96,15 @@ func (m *Transformer) loadWeights(src WeightSource, where string, layer layerLoa
 		if err != nil {
 			return nil, err
 		}
-		if p.DType == tensor.F32 {
-			copy(p.F32, data)
-			continue
-		}
-		for i, v := range data {
-			p.Set(i, float64(v))
-		}
+		backend.FillHost(m.BE, p, func(h *tensor.Tensor) {
+			if h.DType == tensor.F32 {
+				copy(h.F32, data)
+				return
+			}
+			for i, v := range data {
+				h.Set(i, float64(v))
+			}
+		})
 	}
 	for _, pl := range m.pending {
 		if layer != nil {
@@ -160,16 +162,17 @@ type intoReader interface {
 	ReadInto(name string, dst *tensor.Tensor) error
 }
 
-// readHalf fills the BF16 table p from src: converted in place from the
-// file where src can (no fp32 copy of the table), else through a
-// temporary float32 copy.
+// readHalf fills the BF16 table p from src (through backend.FillHost: in
+// place on host storage): converted from the file where src can (no fp32
+// copy of the table), else through a temporary float32 copy.
 func (m *Transformer) readHalf(src WeightSource, where string, p *tensor.Tensor, used map[string]bool) error {
 	if r, ok := src.(intoReader); ok && !m.fam.Transposed(p.Name) {
 		found, err := m.findTensor(src, where, p.Name, p.Shape, p.Shape, used)
 		if err != nil {
 			return err
 		}
-		if err := r.ReadInto(found, p); err != nil {
+		backend.FillHost(m.BE, p, func(h *tensor.Tensor) { err = r.ReadInto(found, h) })
+		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		return nil
@@ -178,9 +181,11 @@ func (m *Transformer) readHalf(src WeightSource, where string, p *tensor.Tensor,
 	if err != nil {
 		return err
 	}
-	for i, v := range data {
-		p.U16[i] = tensor.F32ToBF16(v)
-	}
+	backend.FillHost(m.BE, p, func(h *tensor.Tensor) {
+		for i, v := range data {
+			h.U16[i] = tensor.F32ToBF16(v)
+		}
+	})
 	return nil
 }
 
@@ -251,9 +256,11 @@ func (m *Transformer) HFTensors(dt tensor.DType) ([]*tensor.Tensor, error) {
 	var out []*tensor.Tensor
 	for _, p := range m.weights() {
 		t := tensor.New(tensor.F32, p.Shape...)
-		for i := range t.F32 {
-			t.F32[i] = float32(p.At(i))
-		}
+		backend.ReadHost(m.BE, p, func(h *tensor.Tensor) {
+			for i := range t.F32 {
+				t.F32[i] = float32(h.At(i))
+			}
+		})
 		if m.fam.Transposed(p.Name) {
 			t = tensor.FromF32(transpose(t.F32, p.Shape[0], p.Shape[1]), p.Shape[1], p.Shape[0])
 		}

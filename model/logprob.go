@@ -97,6 +97,6 @@ func (m *Transformer) TokenLogProbsBackward(b *Batch, dout []float64) error {
 }
 
 func (m *Transformer) logProbsBackward(b *Batch, T int, dout []float64) error {
-	m.acts.dhidden.Zero()
+	m.BE.Zero(m.acts.dhidden)
 	return m.BE.SeqLogProbsBackward(m.acts.lnf, m.LMHead, b.Targets, T, m.ChunkRows, dout, m.acts.dhidden, m.DLMHead)
 }

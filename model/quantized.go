@@ -45,7 +45,7 @@ func QuantizingFactory(format string, opts quant.Options) LinearFactory {
 			return nil, fmt.Errorf("quantizing %s: %w", name, err)
 		}
 		l.Name = name
-		return l, nil
+		return l, nil // the model sets l.BE to its backend (Transformer.onBackend)
 	}
 }
 
@@ -308,9 +308,9 @@ func loadQuantized(dir string, be backend.Backend, qc *quant.Config) (*Transform
 			queue = queue[1:]
 			return l, nil
 		}
-		l := &nn.Linear{BE: be, Name: name, W: w.Clone()}
+		l := &nn.Linear{BE: be, Name: name, W: be.Adopt(w.Clone())}
 		if b != nil {
-			l.B = b.Clone()
+			l.B = be.Adopt(b.Clone())
 		}
 		return l, nil
 	}

@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/shoggo/shoggo/backend"
-	"github.com/shoggo/shoggo/internal/parallel"
 	"github.com/shoggo/shoggo/nn"
+	"github.com/shoggo/shoggo/quant"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -178,18 +178,18 @@ func NewFrozenOpts(cfg *Config, be backend.Backend, dt tensor.DType, trainable b
 		kept = append(kept, s)
 	}
 	specs = kept
-	params, err := tensor.NewArena(dt, specs)
+	params, err := be.NewArena(dt, specs)
 	if err != nil {
 		return nil, err
 	}
 	m := &Transformer{Cfg: *cfg, BE: be, DType: dt, Params: params, ChunkRows: DefaultChunkRows, factory: factory, fam: fam}
 	if len(tables) > 0 {
-		if m.Tables, err = tensor.NewArena(tensor.BF16, tables); err != nil {
+		if m.Tables, err = be.NewArena(tensor.BF16, tables); err != nil {
 			return nil, err
 		}
 	}
 	if trainable {
-		if m.Grads, err = tensor.NewArena(dt, specs); err != nil {
+		if m.Grads, err = be.NewArena(dt, specs); err != nil {
 			return nil, err
 		}
 	}
@@ -246,9 +246,19 @@ func (m *Transformer) slot(dst *nn.Layer, prefix string, out, in int, bias bool)
 			if err != nil {
 				return err
 			}
-			*dst = l
+			*dst = m.onBackend(l)
 			return nil
 		}})
+}
+
+// onBackend gives a quantized layer a factory built without a backend
+// (QuantizingFactory, the quantized loader) the model's backend, so its
+// matmuls run as the backend's QuantOps on backend tensors.
+func (m *Transformer) onBackend(l nn.Layer) nn.Layer {
+	if q, ok := l.(*quant.Linear); ok && q.BE == nil {
+		q.BE = m.BE
+	}
+	return l
 }
 
 func (m *Transformer) linear(prefix string, bias bool) *nn.Linear {
@@ -341,7 +351,7 @@ func (m *Transformer) fused(prefix string, dst []*nn.Layer, rows []int, in int, 
 					if err != nil {
 						return err
 					}
-					*d = l
+					*d = m.onBackend(l)
 					r0 += rows[i]
 				}
 				return nil
@@ -369,7 +379,9 @@ func (m *Transformer) fused(prefix string, dst []*nn.Layer, rows []int, in int, 
 
 // InitWeights draws fresh weights as GPT-2/nanoGPT do: linear and embedding
 // weights from N(0, 0.02²), the projections that write into the residual
-// stream scaled by 1/sqrt(2·layers), norm weights 1, biases 0.
+// stream scaled by 1/sqrt(2·layers), norm weights 1, biases 0. Each tensor
+// is filled on the host (backend.FillHost: in place on the CPU backend,
+// uploaded otherwise), so every backend gets the same values.
 func (m *Transformer) InitWeights(rng *rand.Rand) {
 	std := 0.02
 	resid := std / math.Sqrt(2*float64(m.Cfg.NumHiddenLayers))
@@ -377,19 +389,23 @@ func (m *Transformer) InitWeights(rng *rand.Rand) {
 		n := t.Name
 		switch {
 		case strings.HasSuffix(n, ".bias"):
-			t.Zero()
+			m.BE.Zero(t)
 		case len(t.Shape) == 1: // norm weights
-			for i := 0; i < t.Numel(); i++ {
-				t.Set(i, 1)
-			}
+			backend.FillHost(m.BE, t, func(h *tensor.Tensor) {
+				for i := 0; i < h.Numel(); i++ {
+					h.Set(i, 1)
+				}
+			})
 		default:
 			s := std
 			if prefix, ok := m.fam.BlockLinear(n); ok && m.fam.residualOut(prefix) {
 				s = resid
 			}
-			for i := 0; i < t.Numel(); i++ {
-				t.Set(i, rng.NormFloat64()*s)
-			}
+			backend.FillHost(m.BE, t, func(h *tensor.Tensor) {
+				for i := 0; i < h.Numel(); i++ {
+					h.Set(i, rng.NormFloat64()*s)
+				}
+			})
 		}
 	}
 	for _, pl := range m.pending {
@@ -397,6 +413,8 @@ func (m *Transformer) InitWeights(rng *rand.Rand) {
 		if m.fam.residualOut(pl.prefix) {
 			s = resid
 		}
+		// The factory gets host tensors (it converts or quantizes them into
+		// the layer it builds, on the backend it was made for).
 		w := tensor.New(tensor.F32, pl.out, pl.in)
 		for i := range w.F32 {
 			w.F32[i] = float32(rng.NormFloat64() * s)
@@ -411,21 +429,13 @@ func (m *Transformer) InitWeights(rng *rand.Rand) {
 	}
 }
 
-// ZeroGrad clears all gradients (split across threads: the gradient arena
-// is as large as the model).
+// ZeroGrad clears all gradients (the backend's Zero: split across threads
+// on the CPU, the gradient arena being as large as the model).
 func (m *Transformer) ZeroGrad() {
 	if m.Grads == nil {
 		return
 	}
-	f := m.Grads.Flat()
-	switch f.DType {
-	case tensor.F32:
-		parallel.For(len(f.F32), 1<<18, func(lo, hi int) { clear(f.F32[lo:hi]) })
-	case tensor.F64:
-		parallel.For(len(f.F64), 1<<17, func(lo, hi int) { clear(f.F64[lo:hi]) })
-	default:
-		m.Grads.Zero()
-	}
+	m.BE.Zero(m.Grads.Flat())
 }
 
 // NumParams counts parameters in the arenas (tied LM head once).

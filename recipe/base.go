@@ -31,7 +31,7 @@ func BaseFactory(baseDType string, qlora bool, be backend.Backend) (model.Linear
 		return func(name string, w, b *tensor.Tensor) (nn.Layer, error) {
 			var bc *tensor.Tensor
 			if b != nil {
-				bc = b.Clone()
+				bc = be.Adopt(b.Clone()) // HalfLinear keeps a backend bias
 			}
 			return lora.NewHalfLinear(be, name, w, bc, dt)
 		}, nil

@@ -68,7 +68,7 @@ func BenchStep(w io.Writer, cfg *model.Config, o BenchOptions, nt int) error {
 	if err := m.Plan(o.Batch, o.Seq); err != nil {
 		return err
 	}
-	opt, err := optim.NewAdamW(train.Params(m), optim.DefaultConfig())
+	opt, err := optim.NewAdamWOn(m.BE, train.Params(m), optim.DefaultConfig())
 	if err != nil {
 		return err
 	}
@@ -98,7 +98,7 @@ func BenchStep(w io.Writer, cfg *model.Config, o BenchOptions, nt int) error {
 		}
 		m.Backward(b)
 		c2, t2 := sysinfo.CPUTime(), time.Now()
-		optim.ClipGradNorm(grads, 1)
+		optim.ClipGradNormOn(m.BE, grads, 1)
 		opt.Step(1e-4)
 		m.ZeroGrad() // for the next step (train.Step zeroes first)
 		c3, t3 := sysinfo.CPUTime(), time.Now()

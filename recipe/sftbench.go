@@ -196,7 +196,7 @@ func sftBench(r SFTConfig, out io.Writer) (SFTBenchResult, error) {
 	if r.Beta2 != 0 {
 		oc.Beta2 = r.Beta2
 	}
-	opt, err := optim.NewAdamW(tr.Params, oc)
+	opt, err := optim.NewAdamWOn(m.BE, tr.Params, oc)
 	if err != nil {
 		return res, err
 	}
@@ -244,7 +244,7 @@ func sftBench(r SFTConfig, out io.Writer) (SFTBenchResult, error) {
 	var ot []float64
 	for i := 0; i < 5; i++ {
 		t := time.Now()
-		optim.ClipGradNorm(tr.Grads, clip)
+		optim.ClipGradNormOn(m.BE, tr.Grads, clip)
 		opt.Step(lr)
 		ot = append(ot, time.Since(t).Seconds())
 	}

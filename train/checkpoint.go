@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
@@ -74,7 +75,14 @@ func SaveCheckpointWith(root string, saveWeights func(dir string) error, opt *op
 		return "", err
 	}
 	if opt != nil {
-		if err := safetensors.Write(filepath.Join(tmp, optFile), opt.State(), map[string]string{"step": fmt.Sprint(opt.StepCount())}); err != nil {
+		// The moments are backend tensors: written through host copies (on
+		// the CPU backend, the tensors themselves).
+		state := opt.State()
+		host := make([]*tensor.Tensor, len(state))
+		for i, t := range state {
+			host[i] = backend.ToHost(opt.Backend(), t)
+		}
+		if err := safetensors.Write(filepath.Join(tmp, optFile), host, map[string]string{"step": fmt.Sprint(opt.StepCount())}); err != nil {
 			return "", err
 		}
 	}

@@ -194,7 +194,7 @@ func (t *Trainer) setup() (int, error) {
 		oc.Beta2 = o.Beta2
 	}
 	var err error
-	if t.Opt, err = optim.NewAdamW(t.Trainable.Params, oc); err != nil {
+	if t.Opt, err = optim.NewAdamWOn(t.Model.BE, t.Trainable.Params, oc); err != nil {
 		return 0, err
 	}
 	if t.Sched, err = optim.ParseSchedule(o.Schedule, o.LR, o.MinLR, min(o.Warmup, o.Steps), o.Steps); err != nil {

@@ -132,7 +132,7 @@ func StepWith(m *model.Transformer, tr Trainable, obj Objective, opt *optim.Adam
 		sum += s
 	}
 	r.Loss = sum * scale
-	r.GradNorm = optim.ClipGradNorm(tr.Grads, clip)
+	r.GradNorm = optim.ClipGradNormOn(m.BE, tr.Grads, clip)
 	if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
 		r.Skipped = true
 		return r, nil
