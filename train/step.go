@@ -5,6 +5,7 @@ import (
 	"math"
 	"path/filepath"
 
+	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
 	"github.com/shoggo/shoggo/safetensors"
@@ -38,6 +39,9 @@ type Trainable struct {
 	Params   []optim.Param
 	Grads    []*tensor.Tensor
 	ZeroGrad func()
+	// BE is the backend holding Params: the default checkpoint weights go
+	// through it (backend.ToHost, backend.FillHost); nil: host tensors.
+	BE backend.Backend
 	// Save writes the trained result (an HF model directory or a PEFT
 	// adapter) to dir.
 	Save func(dir string) error
@@ -61,6 +65,9 @@ func (tr *Trainable) saveWeights(dir string) error {
 	ts := make([]*tensor.Tensor, len(tr.Params))
 	for i, p := range tr.Params {
 		ts[i] = p.W
+		if tr.BE != nil {
+			ts[i] = backend.ToHost(tr.BE, p.W)
+		}
 	}
 	return safetensors.Write(filepath.Join(dir, trainableFile), ts, nil)
 }
@@ -75,7 +82,13 @@ func (tr *Trainable) loadWeights(dir string) error {
 	}
 	defer f.Close()
 	for _, p := range tr.Params {
-		if err := f.ReadInto(p.W.Name, p.W); err != nil {
+		var err error
+		if tr.BE != nil {
+			backend.FillHost(tr.BE, p.W, func(h *tensor.Tensor) { err = f.ReadInto(p.W.Name, h) })
+		} else {
+			err = f.ReadInto(p.W.Name, p.W)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -91,7 +104,7 @@ func (tr *Trainable) setTraining(on bool) {
 // FullTrainable makes every model parameter trainable. Its checkpoints hold
 // the model as an fp32 HF directory (usable by generate).
 func FullTrainable(m *model.Transformer) Trainable {
-	return Trainable{Params: Params(m), Grads: m.Grads.Tensors(), ZeroGrad: m.ZeroGrad,
+	return Trainable{Params: Params(m), Grads: m.Grads.Tensors(), ZeroGrad: m.ZeroGrad, BE: m.BE,
 		Save:        func(dir string) error { return m.SaveHF(dir, model.SaveOptions{}) },
 		SaveWeights: func(dir string) error { return m.SaveHF(dir, model.SaveOptions{DType: tensor.F32}) },
 		LoadWeights: func(dir string) error { return loadModelWeights(dir, m) }}
