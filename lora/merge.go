@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/nn"
@@ -34,25 +35,33 @@ func Merge(m *model.Transformer, a *Adapters) error {
 	be := a.be
 	for _, md := range a.Modules {
 		r, in := md.A.Shape[0], md.A.Shape[1]
-		at := tensor.New(a.dt, in, r) // Aᵀ
+		ah := backend.ToHost(be, md.A)
+		at := tensor.New(a.dt, in, r) // Aᵀ, built on the host
 		for i := 0; i < r; i++ {
 			for j := 0; j < in; j++ {
-				at.Set(j*r+i, md.A.At(i*in+j))
+				at.Set(j*r+i, ah.At(i*in+j))
 			}
 		}
+		atb := be.Adopt(at)
 		for _, v := range md.Views {
 			out := v.B.Shape[0]
-			delta := tensor.New(a.dt, out, in)
-			be.LinearForward(delta, v.B, at, nil) // B Aᵀᵀ = B A
+			delta := be.Alloc(a.dt, out, in)
+			be.LinearForward(delta, v.B, atb, nil) // B Aᵀᵀ = B A
 			be.Scale(delta, md.Scaling)
 			switch base := v.Base.(type) {
 			case *nn.Linear:
 				be.AddInto(base.W, delta)
 			case *HalfLinear:
-				w := tensor.New(a.dt, out, in)
-				widen(w, base.W)
+				// widened, summed and rounded back through the host (in
+				// place on the CPU backend)
+				w := be.Alloc(a.dt, out, in)
+				backend.ReadHost(be, base.W, func(hw *tensor.Tensor) {
+					backend.FillHost(be, w, func(h *tensor.Tensor) { widen(h, hw) })
+				})
 				be.AddInto(w, delta)
-				toHalf(base.W, w)
+				backend.ReadHost(be, w, func(h *tensor.Tensor) {
+					backend.FillHost(be, base.W, func(hw *tensor.Tensor) { toHalf(hw, h) })
+				})
 			}
 		}
 	}
