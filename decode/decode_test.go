@@ -35,6 +35,9 @@ func testModel(t testing.TB, kind string) *model.Transformer {
 	case "bf16":
 		opts.HalfEmbeddings = true
 		opts.Factory = func(name string, w, b *tensor.Tensor) (nn.Layer, error) {
+			if b != nil {
+				b = be.Adopt(b.Clone()) // the factory's tensors are temporary host tensors
+			}
 			return lora.NewHalfLinear(be, name, w, b, tensor.BF16)
 		}
 	}

@@ -65,7 +65,10 @@ type Block struct {
 }
 
 // Transformer is a decoder-only language model with explicit forward and
-// backward passes. Parameters and gradients each live in one arena.
+// backward passes. Parameters and gradients each live in one arena of
+// backend storage (BE.NewArena), activations in BE.Alloc tensors; code
+// outside the backend reads or writes them only through backend.Memory
+// (FillHost, ReadHost, ToHost).
 type Transformer struct {
 	Cfg    Config
 	BE     backend.Backend
@@ -116,7 +119,9 @@ func New(cfg *Config, be backend.Backend, dt tensor.DType, trainable bool) (*Tra
 
 // LinearFactory builds a frozen block linear layer (for instance a bf16 or
 // NF4 copy) from its fp32 weight (out, in) and bias (or nil). The tensors
-// are temporary: the factory must copy what it keeps.
+// are temporary host tensors: the factory must copy what it keeps, into
+// backend storage (be.Adopt of a copy). A *quant.Linear it returns without
+// a backend gets the model's.
 type LinearFactory func(name string, w, b *tensor.Tensor) (nn.Layer, error)
 
 // FrozenOptions say how NewFrozenOpts holds a frozen model's weights.
