@@ -13,6 +13,7 @@ import (
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/data"
 	"github.com/shoggo/shoggo/decode"
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
@@ -102,6 +103,9 @@ type PretrainResult struct {
 func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainResult, error) {
 	var res PretrainResult
 	cfg.fill()
+	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--init", Path: cfg.Init}, safepath.Input{Flag: "--config", Path: cfg.ModelConfig}); err != nil {
+		return res, err
+	}
 	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
 		return res, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/lora"
 	"github.com/shoggo/shoggo/model"
@@ -120,6 +121,9 @@ func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 func prepareSFT(cfg *SFTConfig, log io.Writer) (*sftRun, error) {
 	if cfg.Model == "" && cfg.Preset == "" {
 		return nil, fmt.Errorf("no base model: pass --model DIR (an HF model directory, e.g. runs/pretrain/model) or --preset NAME")
+	}
+	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--model", Path: cfg.Model}); err != nil {
+		return nil, err
 	}
 	r := &sftRun{cfg: cfg}
 	var err error

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/shoggo/shoggo/backend/device"
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
 	"github.com/shoggo/shoggo/tokenizer"
@@ -42,6 +43,9 @@ func runConvert(args []string) error {
 	}
 	if *in == "" || *out == "" {
 		return fmt.Errorf("usage: shoggo convert --in DIR --out DIR [--dtype bf16] [--max-shard-size 5GB]")
+	}
+	if err := safepath.CheckOutput("--out", *out, safepath.Input{Flag: "--in", Path: *in}); err != nil {
+		return err
 	}
 	dt, err := tensor.ParseDType(*dtype)
 	if err != nil || (dt != tensor.F32 && dt != tensor.BF16 && dt != tensor.F16) {

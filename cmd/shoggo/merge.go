@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/lora"
 )
 
@@ -21,6 +22,9 @@ func runMerge(args []string) error {
 	}
 	if *base == "" || *adapter == "" || *out == "" {
 		return fmt.Errorf("usage: shoggo merge --base DIR --adapter DIR --out DIR")
+	}
+	if err := safepath.CheckOutput("--out", *out, safepath.Input{Flag: "--base", Path: *base}, safepath.Input{Flag: "--adapter", Path: *adapter}); err != nil {
+		return err
 	}
 	if err := lora.MergeDir(*base, *adapter, *out); err != nil {
 		return err

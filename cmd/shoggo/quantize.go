@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/quant"
 	"github.com/shoggo/shoggo/tensor"
@@ -62,6 +63,9 @@ func runQuantize(args []string) error {
 			suffix = fmt.Sprintf("int4-g%d", *groupSize)
 		}
 		*out = strings.TrimRight(filepath.Clean(*dir), "/") + "-" + suffix
+	}
+	if err := safepath.CheckOutput("--out", *out, safepath.Input{Flag: "--model", Path: *dir}); err != nil {
+		return err
 	}
 	res, err := model.QuantizeHF(*dir, *out, model.QuantizeOptions{Format: f, Quant: opts, KeepDType: kd, MaxShardBytes: *maxShard << 20})
 	if err != nil {

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/shoggo/shoggo/backend/device"
+	"github.com/shoggo/shoggo/model"
+	"github.com/shoggo/shoggo/recipe"
+	"github.com/shoggo/shoggo/tensor"
+)
+
+var tinyOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// tinyModel writes (once per test binary) a random tiny-llama HF
+// directory with a small corpus tokenizer and returns a fresh copy of it.
+func tinyModel(t *testing.T) string {
+	t.Helper()
+	tinyOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "shoggo-tiny-")
+		if err != nil {
+			tinyOnce.err = err
+			return
+		}
+		tinyOnce.dir = dir
+		tok, err := recipe.DefaultTokenizer(300)
+		if err != nil {
+			tinyOnce.err = err
+			return
+		}
+		cfg, _ := model.LookupPreset("tiny-llama")
+		cfg.VocabSize = tok.VocabSize()
+		be, _ := device.Open("cpu")
+		m, err := model.New(cfg, be, tensor.F32, true)
+		if err != nil {
+			tinyOnce.err = err
+			return
+		}
+		m.InitWeights(rand.New(rand.NewPCG(1, 2)))
+		if tinyOnce.err = m.SaveHF(dir, model.SaveOptions{}); tinyOnce.err == nil {
+			tinyOnce.err = tok.Save(filepath.Join(dir, "tokenizer.json"))
+		}
+	})
+	if tinyOnce.err != nil {
+		t.Fatal(tinyOnce.err)
+	}
+	dst := filepath.Join(t.TempDir(), "model")
+	copyDir(t, tinyOnce.dir, dst)
+	return dst
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// snapshot reads every file of dir (one level) for before/after comparison.
+func snapshot(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil {
+			out[e.Name()] = b
+		}
+	}
+	return out
+}
+
+// No command writes into its input: the output resolving (through "./",
+// "..", a trailing slash or a symlink) to the input, inside it, or
+// containing it is refused before anything is written, and the input is
+// byte for byte unchanged.
+func TestNoCommandWritesIntoItsInput(t *testing.T) {
+	m := tinyModel(t)
+	root := filepath.Dir(m)
+	link := filepath.Join(root, "link")
+	if err := os.Symlink(m, link); err != nil {
+		t.Fatal(err)
+	}
+	fake := filepath.Join(root, "adapter")
+	if err := os.MkdirAll(fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, m)
+	for _, tc := range []struct {
+		name string
+		run  func([]string) error
+		args []string
+	}{
+		{"convert same", runConvert, []string{"--in", m, "--out", m}},
+		{"convert trailing slash", runConvert, []string{"--in", m, "--out", m + "/"}},
+		{"convert dot", runConvert, []string{"--in", m, "--out", filepath.Join(m, "..", "model")}},
+		{"convert symlink", runConvert, []string{"--in", m, "--out", link}},
+		{"convert inside", runConvert, []string{"--in", m, "--out", filepath.Join(m, "sub")}},
+		{"quantize symlink", runQuantize, []string{"--model", m, "--out", link}},
+		{"quantize same via symlink input", runQuantize, []string{"--model", link, "--out", m}},
+		{"merge into base", runMerge, []string{"--base", m, "--adapter", fake, "--out", link}},
+		{"merge into adapter", runMerge, []string{"--base", m, "--adapter", fake, "--out", fake}},
+		{"sft out contains base", runSFT, []string{"--model", m, "--out", root, "--steps", "1"}},
+		{"sft out is base", runSFT, []string{"--model", m, "--out", link, "--steps", "1"}},
+		{"pretrain init inside out", runPretrain, []string{"--init", m, "--out", root, "--steps", "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run(tc.args)
+			if err == nil || !strings.Contains(err.Error(), "input") {
+				t.Fatalf("%v: got %v, want a refusal naming the input", tc.args, err)
+			}
+			after := snapshot(t, m)
+			if len(after) != len(before) {
+				t.Fatalf("input now has %d files, had %d", len(after), len(before))
+			}
+			for name, b := range before {
+				if !bytes.Equal(after[name], b) {
+					t.Fatalf("%s changed", name)
+				}
+			}
+		})
+	}
+	// a sibling output still works
+	if err := runConvert([]string{"--in", link, "--out", filepath.Join(root, "conv"), "--dtype", "fp32"}); err != nil {
+		t.Fatal(err)
+	}
+}
