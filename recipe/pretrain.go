@@ -106,9 +106,11 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainR
 	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--init", Path: cfg.Init}, safepath.Input{Flag: "--config", Path: cfg.ModelConfig}); err != nil {
 		return res, err
 	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+	lock, err := train.ClaimRun(cfg.Out, cfg.Resume, cfg.Overwrite, "model", "tokenizer.json", "data")
+	if err != nil {
 		return res, err
 	}
+	defer lock.Release()
 	tok, eos, err := pretrainTokenizer(&cfg, log)
 	if err != nil {
 		return res, err
@@ -144,7 +146,7 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainR
 	}
 	val := train.ValBatches(loader, cfg.EvalBatches)
 	t := &train.Trainer{Opts: cfg.Options, Model: m, Trainable: tr, Objective: train.LM{}, Data: &train.LoaderSource{Loader: loader},
-		Log: log, Recipe: "pretrain", FinalDir: filepath.Join(cfg.Out, "model"),
+		Log: log, Recipe: "pretrain", FinalDir: filepath.Join(cfg.Out, "model"), Lock: lock,
 		Eval: func() (map[string]float64, error) {
 			if len(val) == 0 {
 				return map[string]float64{}, nil

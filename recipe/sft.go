@@ -99,6 +99,14 @@ type sftRun struct {
 // directory with its tokenizer, or a PEFT adapter) goes to Out/final.
 func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 	var res SFTResult
+	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--model", Path: cfg.Model}); err != nil {
+		return res, err
+	}
+	lock, err := train.ClaimRun(cfg.Out, cfg.Resume, cfg.Overwrite, "final", "train.jsonl", "test.jsonl")
+	if err != nil {
+		return res, err
+	}
+	defer lock.Release()
 	r, err := prepareSFT(&cfg, log)
 	if err != nil {
 		return res, err
@@ -112,7 +120,7 @@ func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 		cfg.Steps = max(1, per*max(cfg.Epochs, 1))
 	}
 	t := &train.Trainer{Opts: cfg.Options, Model: r.m, Trainable: tr, Objective: train.LM{}, Data: r.ds,
-		Log: log, Recipe: "sft", Eval: r.eval}
+		Log: log, Recipe: "sft", Eval: r.eval, Lock: lock}
 	res.Summary, err = t.Run(ctx)
 	res.EvalExamples = len(r.emSet)
 	return res, err

@@ -37,6 +37,9 @@ type Options struct {
 	SaveEvery   int     `yaml:"save_every"` // 0: only when the run ends or stops
 	Seed        uint64  `yaml:"seed"`
 	Resume      bool    `yaml:"resume"`
+	// Overwrite replaces a previous run in Out (without it, and without
+	// Resume, a folder holding a run is refused).
+	Overwrite bool `yaml:"overwrite"`
 	// TimeLimit stops training (saving a checkpoint) after this long; 0: none.
 	TimeLimit time.Duration `yaml:"time_limit"`
 	// StopAfter stops after this many steps of this invocation, as Ctrl-C
@@ -77,6 +80,9 @@ type Trainer struct {
 	// Sample, if set, returns a text sample every SampleEvery steps; rng is
 	// the run's random source (checkpointed).
 	Sample func(rng *rand.Rand) string
+	// Lock is Out's run lock when the caller took it already (ClaimRun,
+	// before writing anything into Out); else Run takes and releases it.
+	Lock *RunLock
 
 	// Set by Run.
 	Opt   *optim.AdamW
@@ -289,6 +295,17 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 	var res Result
 	if err := t.defaults(); err != nil {
 		return res, err
+	}
+	if t.Lock == nil {
+		var extra []string
+		if rel, err := filepath.Rel(t.Opts.Out, t.FinalDir); err == nil && filepath.IsLocal(rel) {
+			extra = append(extra, rel)
+		}
+		l, err := ClaimRun(t.Opts.Out, t.Opts.Resume, t.Opts.Overwrite, extra...)
+		if err != nil {
+			return res, err
+		}
+		defer l.Release()
 	}
 	start, err := t.setup()
 	if err != nil {

@@ -43,6 +43,7 @@ func pretrainFlags(fs *flag.FlagSet, r *recipe.PretrainConfig) {
 	fs.IntVar(&r.SaveEvery, "save-every", r.SaveEvery, "steps between checkpoints")
 	fs.Uint64Var(&r.Seed, "seed", r.Seed, "random seed")
 	fs.BoolVar(&r.Resume, "resume", r.Resume, "resume from the latest checkpoint in --out")
+	fs.BoolVar(&r.Overwrite, "overwrite", r.Overwrite, "replace the run already in --out (its checkpoints, metrics and model)")
 	fs.DurationVar(&r.TimeLimit, "time-limit", r.TimeLimit, "stop (with a checkpoint) after this long")
 	fs.IntVar(&r.Threads, "threads", r.Threads, "CPU threads (default: all)")
 	fs.IntVar(&r.StopAfter, "stop-after", r.StopAfter, "stop after this many steps, saving a checkpoint (as Ctrl-C does)")

@@ -64,6 +64,7 @@ func sftFlags(fs *flag.FlagSet, r *recipe.SFTConfig) {
 	fs.IntVar(&r.EvalEvery, "eval-every", r.EvalEvery, "steps between evaluations")
 	fs.IntVar(&r.SaveEvery, "save-every", r.SaveEvery, "steps between checkpoints (0: only at the end or when stopped)")
 	fs.BoolVar(&r.Resume, "resume", r.Resume, "resume from the latest checkpoint in --out")
+	fs.BoolVar(&r.Overwrite, "overwrite", r.Overwrite, "replace the run already in --out (its checkpoints, metrics and model)")
 	fs.IntVar(&r.StopAfter, "stop-after", r.StopAfter, "stop after this many steps, saving a checkpoint (as Ctrl-C does)")
 	fs.BoolVar(&r.Pack, "pack", r.Pack, "pack several examples per row (block-diagonal attention)")
 	fs.BoolVar(&r.SkipInvalid, "skip-invalid", r.SkipInvalid, "skip and count invalid JSONL lines instead of failing")
