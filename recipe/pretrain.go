@@ -239,6 +239,9 @@ func pretrainModel(cfg *PretrainConfig, tok *tokenizer.Tokenizer, eos int32, log
 	var m *model.Transformer
 	if cfg.Init != "" {
 		var warns []string
+		if err := model.PrecheckHF(cfg.Init, tensor.F32, true, cfg.Batch, cfg.Seq); err != nil {
+			return nil, err
+		}
 		if m, warns, err = model.LoadHF(cfg.Init, be, tensor.F32, true); err != nil {
 			return nil, err
 		}
@@ -262,6 +265,13 @@ func pretrainModel(cfg *PretrainConfig, tok *tokenizer.Tokenizer, eos int32, log
 		}
 		if mc.MaxPositionEmbeddings < cfg.Seq {
 			mc.MaxPositionEmbeddings = cfg.Seq
+		}
+		what := "preset " + cfg.Preset
+		if cfg.ModelConfig != "" {
+			what = cfg.ModelConfig
+		}
+		if err := model.CheckConfigFits(what, mc, tensor.F32, true, cfg.Batch, cfg.Seq); err != nil {
+			return nil, err
 		}
 		if m, err = model.New(mc, be, tensor.F32, true); err != nil {
 			return nil, err

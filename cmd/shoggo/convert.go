@@ -59,6 +59,9 @@ func runConvert(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := model.PrecheckHF(*in, tensor.F32, false, 0, 0); err != nil {
+		return err
+	}
 	m, warns, err := model.LoadHF(*in, be, tensor.F32, false)
 	if err != nil {
 		return err

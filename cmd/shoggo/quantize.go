@@ -67,6 +67,9 @@ func runQuantize(args []string) error {
 	if err := safepath.CheckOutput("--out", *out, safepath.Input{Flag: "--model", Path: *dir}); err != nil {
 		return err
 	}
+	if err := model.PrecheckHF(*dir, tensor.F32, false, 0, 0); err != nil {
+		return err
+	}
 	res, err := model.QuantizeHF(*dir, *out, model.QuantizeOptions{Format: f, Quant: opts, KeepDType: kd, MaxShardBytes: *maxShard << 20})
 	if err != nil {
 		return err

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -147,5 +149,68 @@ func TestNoCommandWritesIntoItsInput(t *testing.T) {
 	// a sibling output still works
 	if err := runConvert([]string{"--in", link, "--out", filepath.Join(root, "conv"), "--dtype", "fp32"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// setConfig rewrites one field of dir/config.json.
+func setConfig(t *testing.T, dir, key string, value any) {
+	t.Helper()
+	p := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m[key] = value
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Config values that disagree with the checkpoint or cannot fit are clean
+// errors from every command that loads a model, before any allocation
+// (the test would crash or run out of memory otherwise).
+func TestConfigSizesCheckedBeforeAllocation(t *testing.T) {
+	for _, tc := range []struct {
+		key   string
+		value any
+		want  string
+	}{
+		{"num_hidden_layers", 100000, "num_hidden_layers 100000"},
+		{"num_hidden_layers", 1e9, "num_hidden_layers 1000000000"},
+		{"hidden_size", 2560000, "hidden_size 2560000"},
+		{"vocab_size", 7, "vocab_size 7"},
+	} {
+		m := tinyModel(t)
+		setConfig(t, m, tc.key, tc.value)
+		out := filepath.Join(filepath.Dir(m), "out")
+		for name, run := range map[string]func() error{
+			"generate": func() error { return runGenerate([]string{"--model", m, "--prompt", "a", "--max-new-tokens", "1"}) },
+			"convert":  func() error { return runConvert([]string{"--in", m, "--out", out}) },
+			"quantize": func() error { return runQuantize([]string{"--model", m, "--out", out}) },
+			"sft":      func() error { return runSFT([]string{"--model", m, "--out", out, "--steps", "1"}) },
+			"pretrain": func() error { return runPretrain(append([]string{"--init", m, "--out", out, "--steps", "1", "--overwrite"}, tinyPretrain...)) },
+		} {
+			t.Run(fmt.Sprint(tc.key, "=", tc.value, "/", name), func(t *testing.T) {
+				err := run()
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v, want an error naming %q", err, tc.want)
+				}
+			})
+		}
+	}
+	// a fresh model from a config file: the bytes it would need
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfg, []byte(`{"model_type":"llama","vocab_size":32000,"hidden_size":8192,"intermediate_size":28672,"num_hidden_layers":1000,`+
+		`"num_attention_heads":64,"num_key_value_heads":8,"max_position_embeddings":4096,"rms_norm_eps":1e-5,"rope_theta":10000,"hidden_act":"silu"}`), 0o644)
+	err := runPretrain([]string{"--config", cfg, "--out", t.TempDir(), "--steps", "1", "--vocab-size", "300"})
+	if err == nil || !strings.Contains(err.Error(), "needs about") || !strings.Contains(err.Error(), "available") {
+		t.Fatalf("pretrain --config with 1000 layers of 8192: %v", err)
 	}
 }
