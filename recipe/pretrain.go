@@ -45,15 +45,17 @@ type PretrainConfig struct {
 // DefaultPretrain is `shoggo pretrain` without flags: a 4M-parameter model
 // on the embedded corpus for 500 steps.
 func DefaultPretrain() PretrainConfig {
-	c := PretrainConfig{Preset: "shoggo-4m", VocabSize: 4096, Batch: 16, Seq: 128}
+	c := PretrainConfig{Preset: "shoggo-4m", VocabSize: 4096, Batch: 16, Seq: 128, EvalBatches: 8, ValFraction: 0.02}
+	c.Accum = 1
 	o := &c.Options
-	o.Steps, o.LR, o.Warmup = 500, 2e-3, 30
+	o.Steps, o.LR, o.MinLR, o.Warmup, o.Clip, o.Beta2 = 500, 2e-3, 2e-4, 30, 1, 0.999
 	o.EvalEvery, o.SampleEvery, o.SaveEvery = 50, 200, 200
 	o.WeightDecay, o.Seed, o.Out = 0.1, 1337, "runs/pretrain"
 	return c
 }
 
-// fill sets unset fields to their defaults.
+// fill sets unset sizes to their defaults. Values where zero has a
+// meaning (min_lr, warmup, clip, save_every, sample_every) are kept.
 func (c *PretrainConfig) fill() {
 	def := func(p *int, v int) {
 		if *p == 0 {
@@ -65,15 +67,9 @@ func (c *PretrainConfig) fill() {
 	def(&c.Accum, 1)
 	def(&c.EvalEvery, 50)
 	def(&c.EvalBatches, 8)
-	def(&c.SampleEvery, 100)
-	def(&c.SaveEvery, 200)
-	def(&c.Warmup, 20)
 	def(&c.VocabSize, 4096)
 	if c.LR == 0 {
 		c.LR = 3e-3
-	}
-	if c.MinLR == 0 {
-		c.MinLR = c.LR / 10
 	}
 	if c.ValFraction == 0 {
 		c.ValFraction = 0.02

@@ -30,8 +30,8 @@ type Options struct {
 	Warmup      int     `yaml:"warmup"`
 	Schedule    string  `yaml:"schedule"` // constant | cosine | linear
 	WeightDecay float64 `yaml:"weight_decay"`
-	Beta2       float64 `yaml:"adam_beta2"` // 0: 0.999 (PyTorch's default)
-	Clip        float64 `yaml:"clip"`       // 0: 1
+	Beta2       float64 `yaml:"adam_beta2"` // 0: 0.999 (PyTorch's default); the CLI refuses 0
+	Clip        float64 `yaml:"clip"`       // gradient norm clipping; 0: none
 	EvalEvery   int     `yaml:"eval_every"` // 0: Steps/5
 	SampleEvery int     `yaml:"sample_every"`
 	SaveEvery   int     `yaml:"save_every"` // 0: only when the run ends or stops
@@ -166,8 +166,17 @@ func (t *Trainer) defaults() error {
 	if o.Steps <= 0 {
 		return fmt.Errorf("train: steps %d must be positive", o.Steps)
 	}
-	if o.Clip == 0 {
-		o.Clip = 1
+	for _, v := range []struct {
+		name string
+		v    float64
+	}{{"lr", o.LR}, {"min_lr", o.MinLR}, {"clip", o.Clip}, {"weight_decay", o.WeightDecay}, {"warmup", float64(o.Warmup)},
+		{"save_every", float64(o.SaveEvery)}, {"stop_after", float64(o.StopAfter)}} {
+		if !(v.v >= 0) || math.IsInf(v.v, 0) {
+			return fmt.Errorf("train: %s %v must be a finite number >= 0", v.name, v.v)
+		}
+	}
+	if !(o.Beta2 >= 0 && o.Beta2 < 1) {
+		return fmt.Errorf("train: adam_beta2 %v must be in [0, 1)", o.Beta2)
 	}
 	if o.Schedule == "" {
 		o.Schedule = "cosine"

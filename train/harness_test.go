@@ -72,7 +72,7 @@ func metricsLosses(t *testing.T, path string) []float64 {
 // runs every micro-batch with gradScale = 1/count.
 func TestTrainerMatchesPlainLoop(t *testing.T) {
 	const N = 6
-	o := Options{Steps: N, Accum: 2, LR: 3e-3, MinLR: 3e-4, Warmup: 3, Schedule: "cosine", WeightDecay: 0.1, EvalEvery: 3}
+	o := Options{Steps: N, Accum: 2, LR: 3e-3, MinLR: 3e-4, Warmup: 3, Schedule: "cosine", WeightDecay: 0.1, EvalEvery: 3, Clip: 1}
 	m1, opt := newTiny(t, "tiny-llama", 5)
 	sched, err := optim.ParseSchedule(o.Schedule, o.LR, o.MinLR, o.Warmup, N)
 	if err != nil {

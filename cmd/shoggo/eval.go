@@ -39,6 +39,10 @@ func runEval(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
+	if err := checkBounds(fs, atLeast("batch", 1), atLeast("seq", 2), within("val-fraction", 0, 1, true, true), atLeast("batches", 0, "0: all"),
+		atLeast("gen-tokens", 0), atLeast("threads", 0, "0: all cores")); err != nil {
+		return err
+	}
 	if *threads > 0 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(*threads))
 	}

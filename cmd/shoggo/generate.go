@@ -37,6 +37,9 @@ func runGenerate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := generateChecks(fs); err != nil {
+		return err
+	}
 	m, tok, eos, err := recipe.LoadForGeneration(*dir, *tokPath, *dev, os.Stderr)
 	if err != nil {
 		return err
@@ -54,6 +57,9 @@ func runGenerate(args []string) error {
 			return err
 		}
 		ids := tok.Encode(p)
+		if err := fitsContext(g, ids); err != nil {
+			return err
+		}
 		fmt.Print(p)
 		_, err = stream(g, tok, ids, *maxNew, opt, eos, stopList, rng, os.Stdout)
 		fmt.Println()
@@ -118,8 +124,8 @@ func stream(g *decode.Decoder, tok *tokenizer.Tokenizer, prompt []int32, maxNew 
 	if len(prompt) == 0 {
 		prompt = []int32{max(eos, 0)}
 	}
-	if len(prompt) >= g.MaxT() {
-		return "", fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(prompt), g.MaxT())
+	if err := fitsContext(g, prompt); err != nil {
+		return "", err
 	}
 	slots, err := g.Add(decode.Request{Prompt: prompt, MaxNewTokens: maxNew, Sampling: opt, Seed: rng.Uint64(), EOS: []int32{eos}, Stops: stops})
 	if err != nil {
@@ -161,4 +167,21 @@ func stream(g *decode.Decoder, tok *tokenizer.Tokenizer, prompt []int32, maxNew 
 
 func validUTF8Prefix(s string) bool {
 	return len(s) == 0 || strings.ToValidUTF8(s, "\uFFFD") == s
+}
+
+// generateChecks refuses extra arguments and out-of-range sampling flags.
+func generateChecks(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	return checkBounds(fs, atLeast("max-new-tokens", 1), atLeast("temperature", 0, "0: greedy"), atLeast("top-k", 0, "0: off"),
+		within("top-p", 0, 1, true, false, "1: off"), above("repetition-penalty", 0, "1: off"))
+}
+
+// fitsContext refuses a prompt that leaves no room in the context.
+func fitsContext(g *decode.Decoder, ids []int32) error {
+	if len(ids) >= g.MaxT() {
+		return fmt.Errorf("prompt of %d tokens does not fit the context of %d (max_position_embeddings)", len(ids), g.MaxT())
+	}
+	return nil
 }

@@ -50,6 +50,9 @@ func runInfo(args []string) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: shoggo info [flags] PRESET|MODEL_DIR|config.json")
 	}
+	if err := checkBounds(fs, atLeast("batch", 1), atLeast("seq", 1), atLeast("lora-r", 0)); err != nil {
+		return err
+	}
 	c, err := loadConfigArg(fs.Arg(0))
 	if err != nil {
 		return err

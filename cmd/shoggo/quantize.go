@@ -36,6 +36,9 @@ func runQuantize(args []string) error {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
 	f := strings.ToLower(*format)
+	if err := quantizeChecks(fs, f); err != nil {
+		return err
+	}
 	opts := quant.Options{}
 	switch f {
 	case quant.Int8:
@@ -116,4 +119,17 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// quantizeChecks refuses format options typed for a format that does not
+// use them, and out-of-range sizes.
+func quantizeChecks(fs *flag.FlagSet, f string) error {
+	set := typed(fs)
+	if (set["group-size"] || set["asymmetric"]) && f != quant.Int4 {
+		return fmt.Errorf("--group-size and --asymmetric apply to --format int4 only, not %s", f)
+	}
+	if (set["block-size"] || set["double-quant"]) && f != quant.NF4 && f != quant.FP4 {
+		return fmt.Errorf("--block-size and --double-quant apply to --format nf4 and fp4 only, not %s", f)
+	}
+	return checkBounds(fs, atLeast("max-shard-mb", 0, "0: one file"), atLeast("group-size", 1), atLeast("block-size", 1))
 }

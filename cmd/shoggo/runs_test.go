@@ -30,11 +30,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "unknown command", args[0])
 			os.Exit(2)
 		}
-		if err := c.run(args[1:]); err != nil {
-			fmt.Fprintf(os.Stderr, "shoggo %s: %v\n", args[0], err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(exitCode(args[0], c.run(args[1:])))
 	}
 	os.Exit(m.Run())
 }
