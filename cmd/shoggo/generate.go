@@ -34,10 +34,7 @@ func runGenerate(args []string) error {
 	chat := fs.Bool("chat", false, "interactive chat using the ChatML template")
 	system := fs.String("system", "", "system message for --chat")
 	dev := fs.String("device", "", "compute device: "+device.Names)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := generateChecks(fs); err != nil {
+	if err := generateChecks(fs, args); err != nil {
 		return err
 	}
 	m, tok, eos, err := recipe.LoadForGeneration(*dir, *tokPath, *dev, os.Stderr)
@@ -169,8 +166,12 @@ func validUTF8Prefix(s string) bool {
 	return len(s) == 0 || strings.ToValidUTF8(s, "\uFFFD") == s
 }
 
-// generateChecks refuses extra arguments and out-of-range sampling flags.
-func generateChecks(fs *flag.FlagSet) error {
+// generateChecks parses args and refuses extra arguments and
+// out-of-range sampling flags.
+func generateChecks(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
