@@ -222,10 +222,37 @@ func (t *Trainer) setup() (int, error) {
 	t.pcg = rand.NewPCG(o.Seed, 0x5406)
 	t.RNG = rand.New(t.pcg)
 	t.extra = map[string]float64{}
+	if err := removeStaleSaves(t.ckpt, t.Log); err != nil {
+		return 0, err
+	}
 	if !o.Resume {
 		return 0, nil
 	}
-	return t.resume()
+	start, err := t.resume()
+	if err == nil && start >= o.Steps {
+		if start == o.Steps {
+			return 0, fmt.Errorf("resume: the run already did its %d steps; pass a larger --steps to train further", o.Steps)
+		}
+		return 0, fmt.Errorf("resume: the checkpoint is at step %d, beyond --steps %d; pass --steps above %d to continue", start, o.Steps, start)
+	}
+	return start, err
+}
+
+// removeStaleSaves deletes what a killed save left in the checkpoint
+// folder (.step-N.tmp* directories); the caller holds the run lock, so no
+// save is in progress.
+func removeStaleSaves(root string, log io.Writer) error {
+	stale, err := filepath.Glob(filepath.Join(root, ".step-*.tmp*"))
+	if err != nil {
+		return err
+	}
+	for _, p := range stale {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("removing the leftover of an interrupted save: %w", err)
+		}
+		fmt.Fprintf(log, "removed %s (left by an interrupted save)\n", p)
+	}
+	return nil
 }
 
 func (t *Trainer) resume() (int, error) {
@@ -368,6 +395,14 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 		r, err := StepWith(t.Model, t.Trainable, t.Objective, t.Opt, micro, lr, o.Clip)
 		if err != nil {
 			return res, fmt.Errorf("step %d: %w", step, err)
+		}
+		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
+			t.bar.Done()
+			last, _ := LatestCheckpoint(t.ckpt)
+			if last == "" {
+				last = "none yet"
+			}
+			return res, fmt.Errorf("step %d: the training loss is %v: stopped without saving (the last good checkpoint is %s; try a lower --lr or --clip)", step+1, r.Loss, last)
 		}
 		if r.Skipped {
 			t.bar.Message(fmt.Sprintf("step %d: non-finite gradient norm %v, update skipped", step, r.GradNorm))
@@ -546,9 +581,13 @@ func metricsUpTo(b []byte, step int) []byte {
 		}
 		b = b[i:]
 		var m struct {
-			Step int `json:"step"`
+			Step int     `json:"step"`
+			Loss float64 `json:"loss"`
 		}
-		if json.Unmarshal(line, &m) == nil && m.Step <= step {
+		// Lines of earlier steps, and the training line of the step
+		// resumed at (not the evaluation-only line written when the run
+		// stopped there: the continuation writes its own).
+		if json.Unmarshal(line, &m) == nil && (m.Step < step || (m.Step == step && m.Loss != 0)) {
 			out = append(append(out, line...), '\n')
 		}
 	}
