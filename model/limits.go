@@ -189,9 +189,15 @@ func CheckHeader(c *Config, src WeightSource, where string) error {
 // memory. Checkpoints stored quantized (any tensor not F32/BF16/F16) skip
 // the memory check, as their footprint is not the config's fp32 count.
 func PrecheckHF(dir string, dt tensor.DType, trainable bool, batch, seq int) error {
-	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
+	path := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		// ParseConfig names "config.json"; name the file once, in full.
+		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "config.json: "))
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)

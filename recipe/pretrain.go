@@ -65,7 +65,6 @@ func (c *PretrainConfig) fill() {
 	def(&c.Batch, 8)
 	def(&c.Seq, 128)
 	def(&c.Accum, 1)
-	def(&c.EvalEvery, 50)
 	def(&c.EvalBatches, 8)
 	def(&c.VocabSize, 4096)
 	if c.LR == 0 {

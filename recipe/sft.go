@@ -203,15 +203,11 @@ func (r *sftRun) examples(log io.Writer) (trainEx, evalEx []data.Example, err er
 		tasks.WriteJSONL(filepath.Join(c.Out, "test.jsonl"), evalEx)
 		return trainEx, evalEx, nil
 	}
-	var skipped int
-	if trainEx, skipped, err = data.ReadInstructions(c.Data, c.SkipInvalid); err != nil {
+	if trainEx, err = readInstructions(c.Data, c.SkipInvalid, log); err != nil {
 		return nil, nil, err
 	}
-	if skipped > 0 {
-		fmt.Fprintf(log, "skipped %d invalid lines in %s\n", skipped, c.Data)
-	}
 	if c.EvalData != "" {
-		evalEx, _, err = data.ReadInstructions(c.EvalData, c.SkipInvalid)
+		evalEx, err = readInstructions(c.EvalData, c.SkipInvalid, log)
 		return trainEx, evalEx, err
 	}
 	n := max(1, len(trainEx)/20)
@@ -251,7 +247,7 @@ func (r *sftRun) data(log io.Writer) error {
 	}
 	r.evalB = sft.Batches(evalEnc, c.Batch, T, pad, false)
 	r.emSet = evalEx[:min(len(evalEx), c.EvalExamples)]
-	fmt.Fprintf(log, "data: %d training examples (%d skipped, %d prompts and %d completions truncated), %d held out; template %s, batch %dx%d\n",
+	fmt.Fprintf(log, "data: %d training examples (%d dropped with nothing left to train on after truncation, %d prompts and %d completions truncated), %d held out; template %s, batch %dx%d\n",
 		st.Examples, st.Skipped, st.PromptTruncated, st.CompletionTruncated, len(evalEx), c.Template, c.Batch, T)
 	return nil
 }

@@ -37,6 +37,7 @@ func runConvert(args []string) error {
 	in := fs.String("in", "", "input HF model directory")
 	out := fs.String("out", "", "output directory")
 	dtype := fs.String("dtype", "bf16", "fp32 | bf16 | fp16")
+	finite := fs.Bool("check-finite", false, "refuse a model holding NaN or infinite weights")
 	shard := fs.String("max-shard-size", "5GB", "largest shard (e.g. 500MB); the index is written when there are several")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,6 +55,11 @@ func runConvert(args []string) error {
 	max, err := parseSize(*shard)
 	if err != nil {
 		return err
+	}
+	if *finite {
+		if err := checkFinite(*in); err != nil {
+			return err
+		}
 	}
 	be, err := device.Open("cpu")
 	if err != nil {

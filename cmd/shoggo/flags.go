@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+
+	"github.com/shoggo/shoggo/recipe"
 )
 
 // bound is the allowed range of one numeric flag.
@@ -92,7 +94,18 @@ func trainBounds() []bound {
 		atLeast("steps", 1), atLeast("grad-accum", 1), atLeast("batch", 1),
 		atLeast("lr", 0), atLeast("min-lr", 0, "0: decay to 0"), atLeast("warmup", 0, "0: no warmup"),
 		atLeast("weight-decay", 0), within("adam-beta2", 0, 1, true, true), atLeast("clip", 0, "0: no clipping"),
-		atLeast("eval-every", 1), atLeast("save-every", 0, "0: only when the run ends or stops"),
+		atLeast("eval-every", 0, "0: every steps/5"), atLeast("save-every", 0, "0: only when the run ends or stops"),
 		atLeast("stop-after", 0, "0: no limit"), atLeast("threads", 0, "0: all cores"),
 	}
+}
+
+// checkFinite refuses model or adapter directories holding NaN or
+// infinite weights (--check-finite).
+func checkFinite(dirs ...string) error {
+	for _, d := range dirs {
+		if err := recipe.CheckFiniteModel(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

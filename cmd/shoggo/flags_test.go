@@ -45,7 +45,7 @@ func TestNumericFlagsValidated(t *testing.T) {
 		{"pretrain", []string{"--out", out, "--batch", "0"}, "--batch 0"},
 		{"pretrain", []string{"--out", out, "--grad-accum", "0"}, "--grad-accum 0"},
 		{"pretrain", []string{"--out", out, "--seq", "0"}, "--seq 0"},
-		{"pretrain", []string{"--out", out, "--eval-every", "0"}, "--eval-every 0"},
+		{"pretrain", []string{"--out", out, "--eval-every", "-1"}, "--eval-every -1"},
 		{"pretrain", []string{"--out", out, "--vocab-size", "10"}, "--vocab-size 10"},
 		{"pretrain", []string{"--out", out, "--min-lr", "-1"}, "--min-lr -1"},
 		{"pretrain", []string{"--out", out, "--weight-decay", "-0.1"}, "--weight-decay -0.1"},

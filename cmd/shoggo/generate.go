@@ -34,7 +34,8 @@ func runGenerate(args []string) error {
 	chat := fs.Bool("chat", false, "interactive chat using the ChatML template")
 	system := fs.String("system", "", "system message for --chat")
 	dev := fs.String("device", "", "compute device: "+device.Names)
-	if err := generateChecks(fs, args); err != nil {
+	finite := fs.Bool("check-finite", false, "refuse a model holding NaN or infinite weights")
+	if err := generateChecks(fs, args, finite); err != nil {
 		return err
 	}
 	m, tok, eos, err := recipe.LoadForGeneration(*dir, *tokPath, *dev, os.Stderr)
@@ -166,11 +167,16 @@ func validUTF8Prefix(s string) bool {
 	return len(s) == 0 || strings.ToValidUTF8(s, "\uFFFD") == s
 }
 
-// generateChecks parses args and refuses extra arguments and
-// out-of-range sampling flags.
-func generateChecks(fs *flag.FlagSet, args []string) error {
+// generateChecks parses args and refuses extra arguments, out-of-range
+// sampling flags and (--check-finite) non-finite weights.
+func generateChecks(fs *flag.FlagSet, args []string, finite *bool) error {
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *finite {
+		if err := checkFinite(fs.Lookup("model").Value.String()); err != nil {
+			return err
+		}
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())

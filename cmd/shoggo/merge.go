@@ -17,6 +17,7 @@ func runMerge(args []string) error {
 	base := fs.String("base", "", "base HF model directory")
 	adapter := fs.String("adapter", "", "PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
 	out := fs.String("out", "", "output HF model directory")
+	finite := fs.Bool("check-finite", true, "refuse a base or adapter holding NaN or infinite weights")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -25,6 +26,11 @@ func runMerge(args []string) error {
 	}
 	if err := safepath.CheckOutput("--out", *out, safepath.Input{Flag: "--base", Path: *base}, safepath.Input{Flag: "--adapter", Path: *adapter}); err != nil {
 		return err
+	}
+	if *finite {
+		if err := checkFinite(*base, *adapter); err != nil {
+			return err
+		}
 	}
 	if err := lora.MergeDir(*base, *adapter, *out); err != nil {
 		return err

@@ -28,6 +28,7 @@ func runQuantize(args []string) error {
 	doubleQuant := fs.Bool("double-quant", true, "nf4/fp4: quantize the absmax again (8-bit), as QLoRA does")
 	keep := fs.String("keep-dtype", "fp32", "dtype of the unquantized tensors (embeddings, norms, LM head): fp32 | bf16 | fp16")
 	out := fs.String("out", "", "output directory (default: <model>-<format>)")
+	finite := fs.Bool("check-finite", false, "refuse a model holding NaN or infinite weights")
 	maxShard := fs.Int64("max-shard-mb", 0, "split model.safetensors into shards of at most this many MB (0: one file)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -38,6 +39,11 @@ func runQuantize(args []string) error {
 	f := strings.ToLower(*format)
 	if err := quantizeChecks(fs, f); err != nil {
 		return err
+	}
+	if *finite {
+		if err := checkFinite(*dir); err != nil {
+			return err
+		}
 	}
 	opts := quant.Options{}
 	switch f {

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
+	"io"
+	"math"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -212,5 +215,75 @@ func TestConfigSizesCheckedBeforeAllocation(t *testing.T) {
 	err := runPretrain([]string{"--config", cfg, "--out", t.TempDir(), "--steps", "1", "--vocab-size", "300"})
 	if err == nil || !strings.Contains(err.Error(), "needs about") || !strings.Contains(err.Error(), "available") {
 		t.Fatalf("pretrain --config with 1000 layers of 8192: %v", err)
+	}
+}
+
+// poison writes a NaN over the first element of the data section of
+// dir/model.safetensors (an F32 tensor in a tiny model).
+func poison(t *testing.T, dir string) {
+	t.Helper()
+	p := filepath.Join(dir, "model.safetensors")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int(binary.LittleEndian.Uint64(b[:8]))
+	binary.LittleEndian.PutUint32(b[8+n:], math.Float32bits(float32(math.NaN())))
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// --check-finite refuses NaN weights naming the file and tensor; it is on
+// by default for merge.
+func TestCheckFinite(t *testing.T) {
+	m := tinyModel(t)
+	poison(t, m)
+	root := filepath.Dir(m)
+	adapter := filepath.Join(root, "adapter")
+	os.MkdirAll(adapter, 0o755)
+	for _, tc := range []struct {
+		name string
+		run  func([]string) error
+		args []string
+	}{
+		{"merge (default on)", runMerge, []string{"--base", m, "--adapter", adapter, "--out", filepath.Join(root, "merged")}},
+		{"convert", runConvert, []string{"--in", m, "--out", filepath.Join(root, "c"), "--check-finite"}},
+		{"quantize", runQuantize, []string{"--model", m, "--out", filepath.Join(root, "q"), "--check-finite"}},
+		{"generate", runGenerate, []string{"--model", m, "--prompt", "a", "--check-finite"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run(tc.args)
+			if err == nil || !strings.Contains(err.Error(), "NaN") || !strings.Contains(err.Error(), "model.safetensors: tensor ") {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}
+
+// --skip-invalid lists each skipped line with its number and reason.
+func TestSkipInvalidListsLines(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "d.jsonl")
+	var lines []string
+	for i := 0; i < 8; i++ {
+		lines = append(lines, fmt.Sprintf(`{"instruction":"%d+1","output":"%d"}`, i, i+1))
+	}
+	lines[2], lines[5] = "not json", `{"instruction":"x"}`
+	os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+	stderr := os.Stderr
+	r, w, _ := os.Pipe()
+	os.Stderr = w
+	err := runSFT([]string{"--data", p, "--skip-invalid", "--preset", "tiny-llama", "--steps", "1", "--batch", "2", "--out", filepath.Join(dir, "o"), "--threads", "1"})
+	os.Stderr = stderr
+	w.Close()
+	b, _ := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"skipped 2 invalid line(s)", p + ":3: invalid JSON", p + `:6: missing "output"`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("log lacks %q:\n%s", want, b)
+		}
 	}
 }
