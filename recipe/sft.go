@@ -79,6 +79,31 @@ func (c *SFTConfig) TaskDefaults() {
 type SFTResult struct {
 	train.Summary
 	EvalExamples int // examples scored for exact match
+	// Hint, when held-out exact match stayed flat, says what to change.
+	Hint string
+}
+
+// DefaultBase is the base model sft uses when neither a model nor a preset
+// is named and it exists: pretrain's output.
+const DefaultBase = "runs/pretrain/model"
+
+func dirExists(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.IsDir()
+}
+
+// flatHint is advice for a finished run whose held-out exact match rose by
+// less than one point.
+func flatHint(res SFTResult, cfg SFTConfig) string {
+	if res.EvalExamples == 0 || res.Interrupted || res.After == nil {
+		return ""
+	}
+	before, after := res.Before["exact_match"], res.After["exact_match"]
+	if after-before >= 0.01 {
+		return ""
+	}
+	return fmt.Sprintf("held-out exact match stayed at %.1f%% (from %.1f%%) after %d steps: train longer (--epochs %d, or --steps %d) or raise --lr (now %g)",
+		100*after, 100*before, res.Steps, 4*max(cfg.Epochs, 1), 4*res.Steps, cfg.LR)
 }
 
 // sftRun is what SFT assembles before training.
@@ -102,6 +127,10 @@ type sftRun struct {
 // directory with its tokenizer, or a PEFT adapter) goes to Out/final.
 func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 	var res SFTResult
+	if cfg.Model == "" && cfg.Preset == "" && dirExists(DefaultBase) {
+		cfg.Model = DefaultBase
+		fmt.Fprintf(log, "base: %s (the default; --model DIR or --preset NAME to choose another)\n", DefaultBase)
+	}
 	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--model", Path: cfg.Model}); err != nil {
 		return res, err
 	}
@@ -126,12 +155,13 @@ func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 		Log: log, Recipe: "sft", Eval: r.eval, Lock: lock}
 	res.Summary, err = t.Run(ctx)
 	res.EvalExamples = len(r.emSet)
+	res.Hint = flatHint(res, cfg)
 	return res, err
 }
 
 func prepareSFT(cfg *SFTConfig, log io.Writer) (*sftRun, error) {
 	if cfg.Model == "" && cfg.Preset == "" {
-		return nil, fmt.Errorf("no base model: pass --model DIR (an HF model directory, e.g. runs/pretrain/model) or --preset NAME")
+		return nil, fmt.Errorf("no base model: %s does not exist; pass --model DIR (an HF model directory) or --preset NAME (random weights)", DefaultBase)
 	}
 	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--model", Path: cfg.Model}); err != nil {
 		return nil, err

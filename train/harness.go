@@ -90,6 +90,8 @@ type Trainer struct {
 	RNG   *rand.Rand
 
 	pcg     *rand.PCG
+	resumed string // the checkpoint Run resumed from
+	start   int
 	ckpt    string
 	extra   map[string]float64
 	metrics *os.File
@@ -229,11 +231,12 @@ func (t *Trainer) setup() (int, error) {
 		return 0, nil
 	}
 	start, err := t.resume()
-	if err == nil && start >= o.Steps {
-		if start == o.Steps {
-			return 0, fmt.Errorf("resume: the run already did its %d steps; pass a larger --steps to train further", o.Steps)
-		}
+	if err == nil && start > o.Steps {
 		return 0, fmt.Errorf("resume: the checkpoint is at step %d, beyond --steps %d; pass --steps above %d to continue", start, o.Steps, start)
+	}
+	if err == nil && start == o.Steps {
+		// Killed after its last checkpoint: finish writes the outputs.
+		fmt.Fprintf(t.Log, "the run already did its %d steps: writing its outputs (pass a larger --steps to train further)\n", o.Steps)
 	}
 	return start, err
 }
@@ -246,6 +249,8 @@ func removeStaleSaves(root string, log io.Writer) error {
 	if err != nil {
 		return err
 	}
+	old, _ := filepath.Glob(filepath.Join(root, "step-*.old"))
+	stale = append(stale, old...)
 	for _, p := range stale {
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("removing the leftover of an interrupted save: %w", err)
@@ -283,6 +288,7 @@ func (t *Trainer) resume() (int, error) {
 		t.extra[k] = v
 	}
 	fmt.Fprintf(t.Log, "resumed from %s at step %d\n", path, st.Step)
+	t.resumed = path
 	return st.Step, nil
 }
 
@@ -347,6 +353,7 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	t.start = start
 	if err := t.openMetrics(start); err != nil {
 		return res, err
 	}
@@ -414,6 +421,7 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 			t.extra["first_loss"] = r.Loss
 		}
 		res.FinalLoss = r.Loss
+		t.extra["last_loss"] = r.Loss
 		el := time.Since(t0).Seconds()
 		met := Metric{Step: step + 1, Tokens: res.Tokens, Loss: r.Loss, LR: lr, GradNorm: r.GradNorm, TokPerSec: float64(res.Tokens) / el, Elapsed: el}
 		if (step+1)%o.EvalEvery == 0 || step+1 == o.Steps {
@@ -484,9 +492,12 @@ func formatEval(ev map[string]float64) string {
 // finish saves the checkpoint, the result, the plot and summary.json.
 func (t *Trainer) finish(res Result) (Result, error) {
 	var err error
-	if res.Checkpoint, err = t.Save(res.Steps); err != nil {
+	if res.Steps == t.start && t.resumed != "" {
+		res.Checkpoint = t.resumed // nothing new to save
+	} else if res.Checkpoint, err = t.Save(res.Steps); err != nil {
 		return res, err
 	}
+	res.FinalLoss = t.extra["last_loss"]
 	if res.Interrupted {
 		fmt.Fprintf(t.Log, "stopped at step %d; checkpoint saved, continue with --resume\n", res.Steps)
 	}

@@ -72,11 +72,20 @@ func TestCrashLeftovers(t *testing.T) {
 	for _, tc := range []struct {
 		steps int
 		want  string
-	}{{6, "already did its 6 steps"}, {4, "checkpoint is at step 6, beyond --steps 4"}} {
+	}{{4, "checkpoint is at step 6, beyond --steps 4"}, {5, "beyond --steps 5"}} {
 		_, err := tinyTrainer(t, out, Options{Resume: true, Steps: tc.steps}).Run(context.Background())
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("--resume --steps %d: got %v, want %q", tc.steps, err, tc.want)
 		}
+	}
+	// a run killed after its last checkpoint: --resume writes the outputs
+	os.RemoveAll(filepath.Join(out, "final"))
+	res, err := tinyTrainer(t, out, Options{Resume: true, Steps: 6}).Run(context.Background())
+	if err != nil || res.Steps != 6 || res.FinalLoss == 0 {
+		t.Fatalf("resume of a complete run: %+v %v", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "final", "model.safetensors")); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -40,7 +40,7 @@ func sftConfig(args []string) (recipe.SFTConfig, error) {
 
 func sftFlags(fs *flag.FlagSet, r *recipe.SFTConfig) {
 	fs.String("recipe", "", "YAML recipe file (keys are the flag names with underscores; flags override it)")
-	fs.StringVar(&r.Model, "model", r.Model, "base HF model directory (default: runs/pretrain/model if present)")
+	fs.StringVar(&r.Model, "model", r.Model, "base HF model directory (without --model and --preset: "+recipe.DefaultBase+" if it exists)")
 	fs.StringVar(&r.Preset, "preset", r.Preset, "use a preset with random weights instead of --model")
 	fs.StringVar(&r.Tokenizer, "tokenizer", r.Tokenizer, "tokenizer.json (default: the model directory's)")
 	fs.StringVar(&r.Data, "data", r.Data, "training JSONL (instruction/input/output or messages); the values shown are for --data: "+recipe.TaskDefaultsHelp)
@@ -123,6 +123,9 @@ func runSFT(args []string) error {
 	}
 	fmt.Fprintf(log, " (val loss %.3f -> %.3f)\n", res.Before["val_loss"], res.After["val_loss"])
 	fmt.Fprintf(log, "saved: %s   summary: %s\n", res.Output, filepath.Join(r.Out, "summary.json"))
+	if res.Hint != "" {
+		fmt.Fprintln(log, "hint:", res.Hint)
+	}
 	return nil
 }
 
