@@ -102,9 +102,6 @@ func TestRunFolderBelongsToOneRun(t *testing.T) {
 // cleanly: exit 0, a checkpoint, summary.json marked interrupted, the lock
 // released; --resume then finishes the run.
 func TestSignalSavesCheckpoint(t *testing.T) {
-	if testing.Short() {
-		t.Skip("subprocess training run")
-	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run")
