@@ -222,6 +222,22 @@ func PrecheckHF(dir string, dt tensor.DType, trainable bool, batch, seq int) err
 	return CheckFits(dir, fp)
 }
 
+// CheckActivations checks that the activations of a training step at
+// batch x seq (a lower bound, see EstimateFootprint) fit in the memory
+// available now, that is, after the model itself was loaded.
+func CheckActivations(what string, c *Config, batch, seq int) error {
+	fp, err := EstimateFootprint(c, tensor.F32, false, batch, seq)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	avail := memAvailable()
+	if avail <= 0 || fp.ActBytes <= avail {
+		return nil
+	}
+	return fmt.Errorf("%s: a training step at batch %d x %d tokens needs at least %s of activations but only %s of memory is available (MemAvailable): lower --batch or --max-len, or use --gradient-checkpointing",
+		what, batch, seq, humanBytes(fp.ActBytes), humanBytes(avail))
+}
+
 // CheckConfigFits checks a config that is about to be built with fresh
 // weights (a preset or a config file, named by what): valid, and its
 // footprint fits in the available memory.

@@ -63,6 +63,20 @@ func TestConfigLimits(t *testing.T) {
 	}
 }
 
+// Activations alone that exceed the available memory are an error naming
+// the batch and the bytes.
+func TestCheckActivations(t *testing.T) {
+	defer func(f func() int64) { memAvailable = f }(memAvailable)
+	memAvailable = func() int64 { return 1 << 30 }
+	c, _ := LookupPreset("tiny-llama")
+	if err := CheckActivations("x", c, 8, 64); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckActivations("x", c, 1<<16, 4096); err == nil || !strings.Contains(err.Error(), "batch 65536 x 4096") {
+		t.Fatalf("got %v", err)
+	}
+}
+
 // The config is checked against the checkpoint header: a layer count or
 // embedding shape that disagrees is an error naming both.
 func TestCheckHeader(t *testing.T) {

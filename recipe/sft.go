@@ -147,6 +147,11 @@ func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if !cfg.GradCheckpointing && len(r.evalB) > 0 {
+		if err := model.CheckActivations("sft", &r.m.Cfg, cfg.Batch, r.evalB[0].T); err != nil {
+			return res, err
+		}
+	}
 	if cfg.Steps == 0 {
 		per := r.ds.NumBatches(1) / max(cfg.Accum, 1)
 		cfg.Steps = max(1, per*max(cfg.Epochs, 1))

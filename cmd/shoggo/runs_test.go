@@ -56,6 +56,15 @@ func TestRunFolderBelongsToOneRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	// every output is readable by others (0644), as files written by tools should be
+	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil && info.Mode().Perm()&0o044 != 0o044 && d.Name() != train.LockFile {
+				t.Errorf("%s has mode %v", p, info.Mode().Perm())
+			}
+		}
+		return nil
+	})
 	for _, tc := range []struct {
 		name string
 		args []string
