@@ -55,7 +55,7 @@ func TestNumericFlagsValidated(t *testing.T) {
 		{"sft", []string{"--out", out, "--lora-alpha", "0"}, "--lora-alpha 0"},
 		{"sft", []string{"--out", out, "--eval-examples", "-1"}, "--eval-examples -1"},
 		{"sft", []string{"--out", out, "--max-len", "1"}, "--max-len 1"},
-		{"sft", []string{"--out", out, "--epochs", "0"}, "--epochs 0"},
+		{"sft", []string{"--out", out, "--epochs", "-1"}, "--epochs -1"},
 		{"sft", []string{"--out", out, "--epochs", "2", "--steps", "5"}, "exclude each other"},
 		{"sft", []string{"--out", out, "--eval-data", "x.jsonl"}, "needs --data"},
 		{"sft", []string{"--out", out, "--lora-r", "-4"}, "--lora-r -4"},

@@ -52,7 +52,7 @@ func sftFlags(fs *flag.FlagSet, r *recipe.SFTConfig) {
 	fs.IntVar(&r.MaxLen, "max-len", r.MaxLen, "maximum tokens per example (truncation rule: see package sft)")
 	fs.IntVar(&r.Batch, "batch", r.Batch, "micro-batch size")
 	fs.IntVar(&r.Accum, "grad-accum", r.Accum, "micro-batches per step")
-	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs")
+	fs.IntVar(&r.Epochs, "epochs", r.Epochs, fmt.Sprintf("epochs (0: as many as make at least %d steps)", recipe.MinAutoSteps))
 	fs.IntVar(&r.Steps, "steps", r.Steps, "optimisation steps (0: from --epochs)")
 	fs.Float64Var(&r.LR, "lr", r.LR, "peak learning rate")
 	fs.Float64Var(&r.MinLR, "min-lr", r.MinLR, "final learning rate")
@@ -146,7 +146,7 @@ func sftChecks(fs *flag.FlagSet, args []string, r *recipe.SFTConfig) error {
 	if r.Steps == 0 {
 		b = b[1:]
 	}
-	b = append(b, atLeast("max-len", 2), atLeast("epochs", 1), atLeast("train-examples", 1),
+	b = append(b, atLeast("max-len", 2), atLeast("epochs", 0, "0: enough for "+fmt.Sprint(recipe.MinAutoSteps)+" steps"), atLeast("train-examples", 1),
 		atLeast("eval-examples", 0, "0: no exact match"), atLeast("lora-r", 0, "0: full fine-tuning"), above("lora-alpha", 0),
 		within("lora-dropout", 0, 1, false, true), atLeast("max-new-tokens", 1), atLeast("bench-steps", 0))
 	return checkBounds(fs, b...)

@@ -62,7 +62,7 @@ func TestSFTDataDefaultsAndEvalJSONL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"base: " + recipe.DefaultBase, "hint: held-out exact match stayed", "--epochs"} {
+	for _, want := range []string{"base: " + recipe.DefaultBase, "hint: held-out exact match stayed", "--steps 8"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("sft log lacks %q:\n%s", want, log)
 		}
