@@ -182,6 +182,20 @@ func CheckHeader(c *Config, src WeightSource, where string) error {
 	return nil
 }
 
+// ReadConfig is LoadConfig naming the file once in its errors (ParseConfig
+// names "config.json" itself).
+func ReadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "config.json: "))
+	}
+	return cfg, nil
+}
+
 // PrecheckHF checks an HF model directory before it is loaded: the config
 // is valid, agrees with the checkpoint header (CheckHeader), and the model
 // (parameters of dtype dt; gradients and AdamW state if trainable;
@@ -190,14 +204,9 @@ func CheckHeader(c *Config, src WeightSource, where string) error {
 // the memory check, as their footprint is not the config's fp32 count.
 func PrecheckHF(dir string, dt tensor.DType, trainable bool, batch, seq int) error {
 	path := filepath.Join(dir, "config.json")
-	b, err := os.ReadFile(path)
+	cfg, err := ReadConfig(path)
 	if err != nil {
 		return err
-	}
-	cfg, err := ParseConfig(b)
-	if err != nil {
-		// ParseConfig names "config.json"; name the file once, in full.
-		return fmt.Errorf("%s: %s", path, strings.TrimPrefix(err.Error(), "config.json: "))
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(dir, "config.json"), err)

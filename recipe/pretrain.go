@@ -246,7 +246,7 @@ func pretrainModel(cfg *PretrainConfig, tok *tokenizer.Tokenizer, eos int32, log
 	} else {
 		var mc *model.Config
 		if cfg.ModelConfig != "" {
-			mc, err = model.LoadConfig(cfg.ModelConfig)
+			mc, err = model.ReadConfig(cfg.ModelConfig)
 		} else {
 			mc, err = model.LookupPreset(cfg.Preset)
 			if err == nil && len(cfg.Data) == 0 {

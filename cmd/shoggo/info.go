@@ -19,9 +19,9 @@ func init() {
 func loadConfigArg(arg string) (*model.Config, error) {
 	if st, err := os.Stat(arg); err == nil {
 		if st.IsDir() {
-			return model.LoadConfig(filepath.Join(arg, "config.json"))
+			return model.ReadConfig(filepath.Join(arg, "config.json"))
 		}
-		return model.LoadConfig(arg)
+		return model.ReadConfig(arg)
 	}
 	return model.LookupPreset(arg)
 }

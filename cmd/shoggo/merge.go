@@ -6,6 +6,8 @@ import (
 
 	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/lora"
+	"github.com/shoggo/shoggo/model"
+	"github.com/shoggo/shoggo/tensor"
 )
 
 func init() {
@@ -25,6 +27,9 @@ func runMerge(args []string) error {
 		return fmt.Errorf("usage: shoggo merge --base DIR --adapter DIR --out DIR")
 	}
 	if err := safepath.CheckOutput("--out", *out, safepath.Input{Flag: "--base", Path: *base}, safepath.Input{Flag: "--adapter", Path: *adapter}); err != nil {
+		return err
+	}
+	if err := model.PrecheckHF(*base, tensor.F32, false, 0, 0); err != nil {
 		return err
 	}
 	if *finite {

@@ -196,6 +196,7 @@ func TestConfigSizesCheckedBeforeAllocation(t *testing.T) {
 		for name, run := range map[string]func() error{
 			"generate": func() error { return runGenerate([]string{"--model", m, "--prompt", "a", "--max-new-tokens", "1"}) },
 			"convert":  func() error { return runConvert([]string{"--in", m, "--out", out}) },
+			"merge":    func() error { return runMerge([]string{"--base", m, "--adapter", out, "--out", out + "2"}) },
 			"quantize": func() error { return runQuantize([]string{"--model", m, "--out", out}) },
 			"sft":      func() error { return runSFT([]string{"--model", m, "--out", out, "--steps", "1"}) },
 			"pretrain": func() error { return runPretrain(append([]string{"--init", m, "--out", out, "--steps", "1", "--overwrite"}, tinyPretrain...)) },
@@ -212,6 +213,11 @@ func TestConfigSizesCheckedBeforeAllocation(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.json")
 	os.WriteFile(cfg, []byte(`{"model_type":"llama","vocab_size":32000,"hidden_size":8192,"intermediate_size":28672,"num_hidden_layers":1000,`+
 		`"num_attention_heads":64,"num_key_value_heads":8,"max_position_embeddings":4096,"rms_norm_eps":1e-5,"rope_theta":10000,"hidden_act":"silu"}`), 0o644)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"model_type":"llama",`), 0o644)
+	if err := runInfo([]string{bad}); err == nil || strings.Count(err.Error(), "config.json") > 0 || !strings.Contains(err.Error(), bad) {
+		t.Errorf("info on a truncated config: %v (want the path named once)", err)
+	}
 	err := runPretrain([]string{"--config", cfg, "--out", t.TempDir(), "--steps", "1", "--vocab-size", "300"})
 	if err == nil || !strings.Contains(err.Error(), "needs about") || !strings.Contains(err.Error(), "available") {
 		t.Fatalf("pretrain --config with 1000 layers of 8192: %v", err)
