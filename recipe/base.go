@@ -68,7 +68,16 @@ func LoadBase(c BaseConfig, frozen bool, vocab int, seed uint64, be backend.Back
 	// A QLoRA or half-precision LoRA base also holds its frozen token
 	// embedding and LM head in bf16 (as PEFT/bitsandbytes QLoRA does).
 	opt := model.FrozenOptions{Factory: factory, HalfEmbeddings: !full && factory != nil}
+	// Estimate in the dtype the frozen linears are held in (bf16 for a
+	// half or NF4 base: a lower bound of the latter).
+	est := tensor.F32
+	if factory != nil {
+		est = tensor.BF16
+	}
 	if c.Model != "" {
+		if err := model.PrecheckHF(c.Model, est, full, 0, 0); err != nil {
+			return nil, err
+		}
 		m, warns, err := model.LoadHFFrozenOpts(c.Model, be, tensor.F32, full, opt)
 		if err != nil {
 			return nil, err
@@ -83,6 +92,9 @@ func LoadBase(c BaseConfig, frozen bool, vocab int, seed uint64, be backend.Back
 		return nil, err
 	}
 	cfg.VocabSize = max(cfg.VocabSize, vocab)
+	if err := model.CheckConfigFits("preset "+c.Preset, cfg, est, full, 0, 0); err != nil {
+		return nil, err
+	}
 	m, err := model.NewFrozenOpts(cfg, be, tensor.F32, full, opt)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,9 @@ func LoadForGeneration(dir, tokPath, dev string, log io.Writer) (*model.Transfor
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	if err := model.PrecheckHF(dir, tensor.F32, false, 0, 0); err != nil {
+		return nil, nil, 0, err
+	}
 	m, warns, err := model.LoadForInference(dir, be, tensor.F32)
 	if err != nil {
 		return nil, nil, 0, err

@@ -13,6 +13,7 @@ import (
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/data"
 	"github.com/shoggo/shoggo/decode"
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
@@ -44,15 +45,17 @@ type PretrainConfig struct {
 // DefaultPretrain is `shoggo pretrain` without flags: a 4M-parameter model
 // on the embedded corpus for 500 steps.
 func DefaultPretrain() PretrainConfig {
-	c := PretrainConfig{Preset: "shoggo-4m", VocabSize: 4096, Batch: 16, Seq: 128}
+	c := PretrainConfig{Preset: "shoggo-4m", VocabSize: 4096, Batch: 16, Seq: 128, EvalBatches: 8, ValFraction: 0.02}
+	c.Accum = 1
 	o := &c.Options
-	o.Steps, o.LR, o.Warmup = 500, 2e-3, 30
+	o.Steps, o.LR, o.MinLR, o.Warmup, o.Clip, o.Beta2 = 500, 2e-3, 2e-4, 30, 1, 0.999
 	o.EvalEvery, o.SampleEvery, o.SaveEvery = 50, 200, 200
 	o.WeightDecay, o.Seed, o.Out = 0.1, 1337, "runs/pretrain"
 	return c
 }
 
-// fill sets unset fields to their defaults.
+// fill sets unset sizes to their defaults. Values where zero has a
+// meaning (min_lr, warmup, clip, save_every, sample_every) are kept.
 func (c *PretrainConfig) fill() {
 	def := func(p *int, v int) {
 		if *p == 0 {
@@ -62,17 +65,10 @@ func (c *PretrainConfig) fill() {
 	def(&c.Batch, 8)
 	def(&c.Seq, 128)
 	def(&c.Accum, 1)
-	def(&c.EvalEvery, 50)
 	def(&c.EvalBatches, 8)
-	def(&c.SampleEvery, 100)
-	def(&c.SaveEvery, 200)
-	def(&c.Warmup, 20)
 	def(&c.VocabSize, 4096)
 	if c.LR == 0 {
 		c.LR = 3e-3
-	}
-	if c.MinLR == 0 {
-		c.MinLR = c.LR / 10
 	}
 	if c.ValFraction == 0 {
 		c.ValFraction = 0.02
@@ -102,9 +98,14 @@ type PretrainResult struct {
 func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainResult, error) {
 	var res PretrainResult
 	cfg.fill()
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--init", Path: cfg.Init}, safepath.Input{Flag: "--config", Path: cfg.ModelConfig}); err != nil {
 		return res, err
 	}
+	lock, err := train.ClaimRun(cfg.Out, cfg.Resume, cfg.Overwrite, "model", "tokenizer.json", "data")
+	if err != nil {
+		return res, err
+	}
+	defer lock.Release()
 	tok, eos, err := pretrainTokenizer(&cfg, log)
 	if err != nil {
 		return res, err
@@ -140,7 +141,7 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainR
 	}
 	val := train.ValBatches(loader, cfg.EvalBatches)
 	t := &train.Trainer{Opts: cfg.Options, Model: m, Trainable: tr, Objective: train.LM{}, Data: &train.LoaderSource{Loader: loader},
-		Log: log, Recipe: "pretrain", FinalDir: filepath.Join(cfg.Out, "model"),
+		Log: log, Recipe: "pretrain", FinalDir: filepath.Join(cfg.Out, "model"), Lock: lock,
 		Eval: func() (map[string]float64, error) {
 			if len(val) == 0 {
 				return map[string]float64{}, nil
@@ -233,6 +234,9 @@ func pretrainModel(cfg *PretrainConfig, tok *tokenizer.Tokenizer, eos int32, log
 	var m *model.Transformer
 	if cfg.Init != "" {
 		var warns []string
+		if err := model.PrecheckHF(cfg.Init, tensor.F32, true, cfg.Batch, cfg.Seq); err != nil {
+			return nil, err
+		}
 		if m, warns, err = model.LoadHF(cfg.Init, be, tensor.F32, true); err != nil {
 			return nil, err
 		}
@@ -242,7 +246,7 @@ func pretrainModel(cfg *PretrainConfig, tok *tokenizer.Tokenizer, eos int32, log
 	} else {
 		var mc *model.Config
 		if cfg.ModelConfig != "" {
-			mc, err = model.LoadConfig(cfg.ModelConfig)
+			mc, err = model.ReadConfig(cfg.ModelConfig)
 		} else {
 			mc, err = model.LookupPreset(cfg.Preset)
 			if err == nil && len(cfg.Data) == 0 {
@@ -256,6 +260,13 @@ func pretrainModel(cfg *PretrainConfig, tok *tokenizer.Tokenizer, eos int32, log
 		}
 		if mc.MaxPositionEmbeddings < cfg.Seq {
 			mc.MaxPositionEmbeddings = cfg.Seq
+		}
+		what := "preset " + cfg.Preset
+		if cfg.ModelConfig != "" {
+			what = cfg.ModelConfig
+		}
+		if err := model.CheckConfigFits(what, mc, tensor.F32, true, cfg.Batch, cfg.Seq); err != nil {
+			return nil, err
 		}
 		if m, err = model.New(mc, be, tensor.F32, true); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/lora"
 	"github.com/shoggo/shoggo/model"
@@ -24,7 +25,7 @@ import (
 type SFTConfig struct {
 	train.Options `yaml:",inline"`
 	BaseConfig    `yaml:",inline"`
-	Epochs        int    `yaml:"epochs"`    // when Steps is 0
+	Epochs        int    `yaml:"epochs"`    // when Steps is 0; 0: enough for MinAutoSteps
 	Tokenizer     string `yaml:"tokenizer"` // default: the model directory's
 	Data          string `yaml:"data"`      // JSONL; empty: the embedded task
 	EvalData      string `yaml:"eval_data"` // JSONL; default: held-out split
@@ -54,14 +55,17 @@ type SFTConfig struct {
 // DefaultSFT is `shoggo sft` without flags on user data.
 func DefaultSFT() SFTConfig {
 	c := SFTConfig{Task: "add2", TrainExamples: 6000, EvalExamples: 200, MaxLen: 512, Batch: 16,
-		LoraAlpha: 16, LoraTargets: "q_proj,v_proj", MaxNewTokens: 16, Epochs: 1}
+		LoraAlpha: 16, LoraTargets: "q_proj,v_proj", MaxNewTokens: 16}
 	c.BaseDType = "fp32"
-	c.Seed, c.Out, c.LR, c.Warmup, c.Accum = 1, "runs/sft", 1e-3, 20, 1
+	c.Seed, c.Out, c.LR, c.Warmup, c.Accum, c.Clip, c.Beta2 = 1, "runs/sft", 1e-3, 20, 1, 1, 0.999
 	return c
 }
 
 // TaskPreset is the base the embedded task trains from when none is named.
 const TaskPreset = "shoggo-1m"
+
+// TaskDefaultsHelp says what TaskDefaults changes, for the CLI's help.
+const TaskDefaultsHelp = "without --data the embedded task runs with --pack --batch 32 --max-len 48 --lr 3e-3 --adam-beta2 0.95 --weight-decay 0.1 --warmup 100 --steps 800 --eval-every 200 --train-examples 20000 --preset " + TaskPreset
 
 // TaskDefaults sets what learns the embedded task in a minute or two on 2
 // cores (measured; see README).
@@ -75,6 +79,35 @@ func (c *SFTConfig) TaskDefaults() {
 type SFTResult struct {
 	train.Summary
 	EvalExamples int // examples scored for exact match
+	// Hint, when held-out exact match stayed flat, says what to change.
+	Hint string
+}
+
+// MinAutoSteps is the number of steps the default epoch count reaches
+// (whole epochs, at least one).
+const MinAutoSteps = 3000
+
+// DefaultBase is the base model sft uses when neither a model nor a preset
+// is named and it exists: pretrain's output.
+const DefaultBase = "runs/pretrain/model"
+
+func dirExists(p string) bool {
+	info, err := os.Stat(p)
+	return err == nil && info.IsDir()
+}
+
+// flatHint is advice for a finished run whose held-out exact match rose by
+// less than one point.
+func flatHint(res SFTResult, cfg SFTConfig) string {
+	if res.EvalExamples == 0 || res.Interrupted || res.After == nil {
+		return ""
+	}
+	before, after := res.Before["exact_match"], res.After["exact_match"]
+	if after-before >= 0.01 {
+		return ""
+	}
+	return fmt.Sprintf("held-out exact match stayed at %.1f%% (from %.1f%%) after %d steps: train longer (more --epochs, or --steps %d) or raise --lr (now %g)",
+		100*after, 100*before, res.Steps, 4*res.Steps, cfg.LR)
 }
 
 // sftRun is what SFT assembles before training.
@@ -98,6 +131,18 @@ type sftRun struct {
 // directory with its tokenizer, or a PEFT adapter) goes to Out/final.
 func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 	var res SFTResult
+	if cfg.Model == "" && cfg.Preset == "" && dirExists(DefaultBase) {
+		cfg.Model = DefaultBase
+		fmt.Fprintf(log, "base: %s (the default; --model DIR or --preset NAME to choose another)\n", DefaultBase)
+	}
+	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--model", Path: cfg.Model}); err != nil {
+		return res, err
+	}
+	lock, err := train.ClaimRun(cfg.Out, cfg.Resume, cfg.Overwrite, "final", "train.jsonl", "test.jsonl")
+	if err != nil {
+		return res, err
+	}
+	defer lock.Release()
 	r, err := prepareSFT(&cfg, log)
 	if err != nil {
 		return res, err
@@ -106,20 +151,36 @@ func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 	if err != nil {
 		return res, err
 	}
+	if !cfg.GradCheckpointing && len(r.evalB) > 0 {
+		if err := model.CheckActivations("sft", &r.m.Cfg, cfg.Batch, r.evalB[0].T); err != nil {
+			return res, err
+		}
+	}
 	if cfg.Steps == 0 {
 		per := r.ds.NumBatches(1) / max(cfg.Accum, 1)
-		cfg.Steps = max(1, per*max(cfg.Epochs, 1))
+		epochs := cfg.Epochs
+		if epochs <= 0 {
+			// Small data sets need many passes (measured in the README: 4,000
+			// subtraction examples learn nothing in 1 epoch of 250 steps).
+			epochs = max(1, (MinAutoSteps+per-1)/max(per, 1))
+			fmt.Fprintf(log, "epochs: %d (enough for %d steps of %d; --epochs or --steps to choose)\n", epochs, MinAutoSteps, per)
+		}
+		cfg.Steps = max(1, per*epochs)
 	}
 	t := &train.Trainer{Opts: cfg.Options, Model: r.m, Trainable: tr, Objective: train.LM{}, Data: r.ds,
-		Log: log, Recipe: "sft", Eval: r.eval}
+		Log: log, Recipe: "sft", Eval: r.eval, Lock: lock}
 	res.Summary, err = t.Run(ctx)
 	res.EvalExamples = len(r.emSet)
+	res.Hint = flatHint(res, cfg)
 	return res, err
 }
 
 func prepareSFT(cfg *SFTConfig, log io.Writer) (*sftRun, error) {
 	if cfg.Model == "" && cfg.Preset == "" {
-		return nil, fmt.Errorf("no base model: pass --model DIR (an HF model directory, e.g. runs/pretrain/model) or --preset NAME")
+		return nil, fmt.Errorf("no base model: %s does not exist; pass --model DIR (an HF model directory) or --preset NAME (random weights)", DefaultBase)
+	}
+	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--model", Path: cfg.Model}); err != nil {
+		return nil, err
 	}
 	r := &sftRun{cfg: cfg}
 	var err error
@@ -188,15 +249,11 @@ func (r *sftRun) examples(log io.Writer) (trainEx, evalEx []data.Example, err er
 		tasks.WriteJSONL(filepath.Join(c.Out, "test.jsonl"), evalEx)
 		return trainEx, evalEx, nil
 	}
-	var skipped int
-	if trainEx, skipped, err = data.ReadInstructions(c.Data, c.SkipInvalid); err != nil {
+	if trainEx, err = readInstructions(c.Data, c.SkipInvalid, log); err != nil {
 		return nil, nil, err
 	}
-	if skipped > 0 {
-		fmt.Fprintf(log, "skipped %d invalid lines in %s\n", skipped, c.Data)
-	}
 	if c.EvalData != "" {
-		evalEx, _, err = data.ReadInstructions(c.EvalData, c.SkipInvalid)
+		evalEx, err = readInstructions(c.EvalData, c.SkipInvalid, log)
 		return trainEx, evalEx, err
 	}
 	n := max(1, len(trainEx)/20)
@@ -236,7 +293,7 @@ func (r *sftRun) data(log io.Writer) error {
 	}
 	r.evalB = sft.Batches(evalEnc, c.Batch, T, pad, false)
 	r.emSet = evalEx[:min(len(evalEx), c.EvalExamples)]
-	fmt.Fprintf(log, "data: %d training examples (%d skipped, %d prompts and %d completions truncated), %d held out; template %s, batch %dx%d\n",
+	fmt.Fprintf(log, "data: %d training examples (%d dropped with nothing left to train on after truncation, %d prompts and %d completions truncated), %d held out; template %s, batch %dx%d\n",
 		st.Examples, st.Skipped, st.PromptTruncated, st.CompletionTruncated, len(evalEx), c.Template, c.Batch, T)
 	return nil
 }
@@ -292,6 +349,9 @@ func (r *sftRun) eval() (map[string]float64, error) {
 			return nil, err
 		}
 		out["val_loss"] = v
+	}
+	if len(r.emSet) == 0 {
+		return out, nil // --eval-examples 0: no exact match
 	}
 	em, err := sft.ExactMatch(r.m, r.tok, r.tmpl, r.emSet, r.cfg.MaxNewTokens)
 	if err != nil {

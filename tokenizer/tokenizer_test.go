@@ -362,6 +362,23 @@ func FuzzRoundTrip(f *testing.F) {
 	})
 }
 
+// The full trained tokenizer.json (too large a fuzz seed) parses and
+// behaves as the tokenizer it came from.
+func TestParseTrainedTokenizer(t *testing.T) {
+	data, err := small(t).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := "Hello, world! 123 <|endoftext|> é"
+	if got, want := tok.Encode(s), small(t).Encode(s); !slices.Equal(got, want) {
+		t.Errorf("parsed %v, trained %v", got, want)
+	}
+}
+
 func TestDecodeFileMatchesEncodingJSON(t *testing.T) {
 	files := [][]byte{}
 	data, _ := small(t).MarshalJSON()
@@ -396,8 +413,14 @@ func TestDecodeFileMatchesEncodingJSON(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	data, _ := small(f).MarshalJSON()
-	f.Add(data)
+	// Small seeds only: every input that reaches new code is minimized
+	// (up to -fuzzminimizetime, 60 s by default) at a cost that grows with
+	// its size, and with a whole trained tokenizer.json (13 KB) as a seed
+	// the fuzzer spent its minute minimizing: a few hundred inputs a
+	// minute. With these it runs ~6,000 a second on one worker.
+	// TestParseTrainedTokenizer covers the full file.
+	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"h": 0, "e": 1, "l": 2, "o": 3, "he": 4, "ll": 5, "\u0120": 6}, "merges": ["h e", "l l"]}, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false}, "normalizer": {"type": "NFC"}, "decoder": {"type": "ByteLevel"}, "added_tokens": [{"id": 7, "content": "<|im_start|>", "special": true}]}`))
+	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "c": 3}, "merges": ["a b"]}, "added_tokens": [{"id": 4, "content": "<|endoftext|>", "special": true}]}`))
 	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}, "decoder": {"type": "ByteLevel"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// The fast decoder agrees with encoding/json wherever both accept the input, except

@@ -30,13 +30,16 @@ type Options struct {
 	Warmup      int     `yaml:"warmup"`
 	Schedule    string  `yaml:"schedule"` // constant | cosine | linear
 	WeightDecay float64 `yaml:"weight_decay"`
-	Beta2       float64 `yaml:"adam_beta2"` // 0: 0.999 (PyTorch's default)
-	Clip        float64 `yaml:"clip"`       // 0: 1
+	Beta2       float64 `yaml:"adam_beta2"` // 0: 0.999 (PyTorch's default); the CLI refuses 0
+	Clip        float64 `yaml:"clip"`       // gradient norm clipping; 0: none
 	EvalEvery   int     `yaml:"eval_every"` // 0: Steps/5
 	SampleEvery int     `yaml:"sample_every"`
 	SaveEvery   int     `yaml:"save_every"` // 0: only when the run ends or stops
 	Seed        uint64  `yaml:"seed"`
 	Resume      bool    `yaml:"resume"`
+	// Overwrite replaces a previous run in Out (without it, and without
+	// Resume, a folder holding a run is refused).
+	Overwrite bool `yaml:"overwrite"`
 	// TimeLimit stops training (saving a checkpoint) after this long; 0: none.
 	TimeLimit time.Duration `yaml:"time_limit"`
 	// StopAfter stops after this many steps of this invocation, as Ctrl-C
@@ -77,6 +80,9 @@ type Trainer struct {
 	// Sample, if set, returns a text sample every SampleEvery steps; rng is
 	// the run's random source (checkpointed).
 	Sample func(rng *rand.Rand) string
+	// Lock is Out's run lock when the caller took it already (ClaimRun,
+	// before writing anything into Out); else Run takes and releases it.
+	Lock *RunLock
 
 	// Set by Run.
 	Opt   *optim.AdamW
@@ -84,6 +90,8 @@ type Trainer struct {
 	RNG   *rand.Rand
 
 	pcg     *rand.PCG
+	resumed string // the checkpoint Run resumed from
+	start   int
 	ckpt    string
 	extra   map[string]float64
 	metrics *os.File
@@ -160,8 +168,17 @@ func (t *Trainer) defaults() error {
 	if o.Steps <= 0 {
 		return fmt.Errorf("train: steps %d must be positive", o.Steps)
 	}
-	if o.Clip == 0 {
-		o.Clip = 1
+	for _, v := range []struct {
+		name string
+		v    float64
+	}{{"lr", o.LR}, {"min_lr", o.MinLR}, {"clip", o.Clip}, {"weight_decay", o.WeightDecay}, {"warmup", float64(o.Warmup)},
+		{"save_every", float64(o.SaveEvery)}, {"stop_after", float64(o.StopAfter)}} {
+		if !(v.v >= 0) || math.IsInf(v.v, 0) {
+			return fmt.Errorf("train: %s %v must be a finite number >= 0", v.name, v.v)
+		}
+	}
+	if !(o.Beta2 >= 0 && o.Beta2 < 1) {
+		return fmt.Errorf("train: adam_beta2 %v must be in [0, 1)", o.Beta2)
 	}
 	if o.Schedule == "" {
 		o.Schedule = "cosine"
@@ -207,10 +224,40 @@ func (t *Trainer) setup() (int, error) {
 	t.pcg = rand.NewPCG(o.Seed, 0x5406)
 	t.RNG = rand.New(t.pcg)
 	t.extra = map[string]float64{}
+	if err := removeStaleSaves(t.ckpt, t.Log); err != nil {
+		return 0, err
+	}
 	if !o.Resume {
 		return 0, nil
 	}
-	return t.resume()
+	start, err := t.resume()
+	if err == nil && start > o.Steps {
+		return 0, fmt.Errorf("resume: the checkpoint is at step %d, beyond --steps %d; pass --steps above %d to continue", start, o.Steps, start)
+	}
+	if err == nil && start == o.Steps {
+		// Killed after its last checkpoint: finish writes the outputs.
+		fmt.Fprintf(t.Log, "the run already did its %d steps: writing its outputs (pass a larger --steps to train further)\n", o.Steps)
+	}
+	return start, err
+}
+
+// removeStaleSaves deletes what a killed save left in the checkpoint
+// folder (.step-N.tmp* directories); the caller holds the run lock, so no
+// save is in progress.
+func removeStaleSaves(root string, log io.Writer) error {
+	stale, err := filepath.Glob(filepath.Join(root, ".step-*.tmp*"))
+	if err != nil {
+		return err
+	}
+	old, _ := filepath.Glob(filepath.Join(root, "step-*.old"))
+	stale = append(stale, old...)
+	for _, p := range stale {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("removing the leftover of an interrupted save: %w", err)
+		}
+		fmt.Fprintf(log, "removed %s (left by an interrupted save)\n", p)
+	}
+	return nil
 }
 
 func (t *Trainer) resume() (int, error) {
@@ -241,6 +288,7 @@ func (t *Trainer) resume() (int, error) {
 		t.extra[k] = v
 	}
 	fmt.Fprintf(t.Log, "resumed from %s at step %d\n", path, st.Step)
+	t.resumed = path
 	return st.Step, nil
 }
 
@@ -290,10 +338,22 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 	if err := t.defaults(); err != nil {
 		return res, err
 	}
+	if t.Lock == nil {
+		var extra []string
+		if rel, err := filepath.Rel(t.Opts.Out, t.FinalDir); err == nil && filepath.IsLocal(rel) {
+			extra = append(extra, rel)
+		}
+		l, err := ClaimRun(t.Opts.Out, t.Opts.Resume, t.Opts.Overwrite, extra...)
+		if err != nil {
+			return res, err
+		}
+		defer l.Release()
+	}
 	start, err := t.setup()
 	if err != nil {
 		return res, err
 	}
+	t.start = start
 	if err := t.openMetrics(start); err != nil {
 		return res, err
 	}
@@ -343,6 +403,14 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("step %d: %w", step, err)
 		}
+		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
+			t.bar.Done()
+			last, _ := LatestCheckpoint(t.ckpt)
+			if last == "" {
+				last = "none yet"
+			}
+			return res, fmt.Errorf("step %d: the training loss is %v: stopped without saving (the last good checkpoint is %s; try a lower --lr or --clip)", step+1, r.Loss, last)
+		}
 		if r.Skipped {
 			t.bar.Message(fmt.Sprintf("step %d: non-finite gradient norm %v, update skipped", step, r.GradNorm))
 		}
@@ -353,6 +421,7 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 			t.extra["first_loss"] = r.Loss
 		}
 		res.FinalLoss = r.Loss
+		t.extra["last_loss"] = r.Loss
 		el := time.Since(t0).Seconds()
 		met := Metric{Step: step + 1, Tokens: res.Tokens, Loss: r.Loss, LR: lr, GradNorm: r.GradNorm, TokPerSec: float64(res.Tokens) / el, Elapsed: el}
 		if (step+1)%o.EvalEvery == 0 || step+1 == o.Steps {
@@ -423,9 +492,12 @@ func formatEval(ev map[string]float64) string {
 // finish saves the checkpoint, the result, the plot and summary.json.
 func (t *Trainer) finish(res Result) (Result, error) {
 	var err error
-	if res.Checkpoint, err = t.Save(res.Steps); err != nil {
+	if res.Steps == t.start && t.resumed != "" {
+		res.Checkpoint = t.resumed // nothing new to save
+	} else if res.Checkpoint, err = t.Save(res.Steps); err != nil {
 		return res, err
 	}
+	res.FinalLoss = t.extra["last_loss"]
 	if res.Interrupted {
 		fmt.Fprintf(t.Log, "stopped at step %d; checkpoint saved, continue with --resume\n", res.Steps)
 	}
@@ -520,9 +592,13 @@ func metricsUpTo(b []byte, step int) []byte {
 		}
 		b = b[i:]
 		var m struct {
-			Step int `json:"step"`
+			Step int     `json:"step"`
+			Loss float64 `json:"loss"`
 		}
-		if json.Unmarshal(line, &m) == nil && m.Step <= step {
+		// Lines of earlier steps, and the training line of the step
+		// resumed at (not the evaluation-only line written when the run
+		// stopped there: the continuation writes its own).
+		if json.Unmarshal(line, &m) == nil && (m.Step < step || (m.Step == step && m.Loss != 0)) {
 			out = append(append(out, line...), '\n')
 		}
 	}

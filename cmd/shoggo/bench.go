@@ -45,8 +45,9 @@ func runBench(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
-	if o.Batch < 1 || o.Seq < 1 || o.Steps < 1 || o.Warmup < 0 {
-		return fmt.Errorf("--batch, --seq and --steps must be positive, --warmup >= 0")
+	if err := checkBounds(fs, atLeast("batch", 1), atLeast("seq", 1), atLeast("steps", 1), atLeast("warmup", 0), atLeast("threads", 0, "0: all cores"),
+		above("gemm-time", 0), above("peak-per-core", 0)); err != nil {
+		return err
 	}
 	if *threads > 0 {
 		runtime.GOMAXPROCS(*threads)

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/shoggo/shoggo/backend/device"
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
 	"github.com/shoggo/shoggo/tokenizer"
@@ -36,12 +37,16 @@ func runConvert(args []string) error {
 	in := fs.String("in", "", "input HF model directory")
 	out := fs.String("out", "", "output directory")
 	dtype := fs.String("dtype", "bf16", "fp32 | bf16 | fp16")
+	finite := fs.Bool("check-finite", false, "refuse a model holding NaN or infinite weights")
 	shard := fs.String("max-shard-size", "5GB", "largest shard (e.g. 500MB); the index is written when there are several")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *in == "" || *out == "" {
 		return fmt.Errorf("usage: shoggo convert --in DIR --out DIR [--dtype bf16] [--max-shard-size 5GB]")
+	}
+	if err := safepath.CheckOutput("--out", *out, safepath.Input{Flag: "--in", Path: *in}); err != nil {
+		return err
 	}
 	dt, err := tensor.ParseDType(*dtype)
 	if err != nil || (dt != tensor.F32 && dt != tensor.BF16 && dt != tensor.F16) {
@@ -51,8 +56,16 @@ func runConvert(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *finite {
+		if err := checkFinite(*in); err != nil {
+			return err
+		}
+	}
 	be, err := device.Open("cpu")
 	if err != nil {
+		return err
+	}
+	if err := model.PrecheckHF(*in, tensor.F32, false, 0, 0); err != nil {
 		return err
 	}
 	m, warns, err := model.LoadHF(*in, be, tensor.F32, false)

@@ -34,7 +34,8 @@ func runGenerate(args []string) error {
 	chat := fs.Bool("chat", false, "interactive chat using the ChatML template")
 	system := fs.String("system", "", "system message for --chat")
 	dev := fs.String("device", "", "compute device: "+device.Names)
-	if err := fs.Parse(args); err != nil {
+	finite := fs.Bool("check-finite", false, "refuse a model holding NaN or infinite weights")
+	if err := generateChecks(fs, args, finite); err != nil {
 		return err
 	}
 	m, tok, eos, err := recipe.LoadForGeneration(*dir, *tokPath, *dev, os.Stderr)
@@ -54,6 +55,9 @@ func runGenerate(args []string) error {
 			return err
 		}
 		ids := tok.Encode(p)
+		if err := fitsContext(g, ids); err != nil {
+			return err
+		}
 		fmt.Print(p)
 		_, err = stream(g, tok, ids, *maxNew, opt, eos, stopList, rng, os.Stdout)
 		fmt.Println()
@@ -118,8 +122,8 @@ func stream(g *decode.Decoder, tok *tokenizer.Tokenizer, prompt []int32, maxNew 
 	if len(prompt) == 0 {
 		prompt = []int32{max(eos, 0)}
 	}
-	if len(prompt) >= g.MaxT() {
-		return "", fmt.Errorf("prompt of %d tokens does not fit the context of %d", len(prompt), g.MaxT())
+	if err := fitsContext(g, prompt); err != nil {
+		return "", err
 	}
 	slots, err := g.Add(decode.Request{Prompt: prompt, MaxNewTokens: maxNew, Sampling: opt, Seed: rng.Uint64(), EOS: []int32{eos}, Stops: stops})
 	if err != nil {
@@ -161,4 +165,30 @@ func stream(g *decode.Decoder, tok *tokenizer.Tokenizer, prompt []int32, maxNew 
 
 func validUTF8Prefix(s string) bool {
 	return len(s) == 0 || strings.ToValidUTF8(s, "\uFFFD") == s
+}
+
+// generateChecks parses args and refuses extra arguments, out-of-range
+// sampling flags and (--check-finite) non-finite weights.
+func generateChecks(fs *flag.FlagSet, args []string, finite *bool) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *finite {
+		if err := checkFinite(fs.Lookup("model").Value.String()); err != nil {
+			return err
+		}
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %v", fs.Args())
+	}
+	return checkBounds(fs, atLeast("max-new-tokens", 1), atLeast("temperature", 0, "0: greedy"), atLeast("top-k", 0, "0: off"),
+		within("top-p", 0, 1, true, false, "1: off"), above("repetition-penalty", 0, "1: off"))
+}
+
+// fitsContext refuses a prompt that leaves no room in the context.
+func fitsContext(g *decode.Decoder, ids []int32) error {
+	if len(ids) >= g.MaxT() {
+		return fmt.Errorf("prompt of %d tokens does not fit the context of %d (max_position_embeddings)", len(ids), g.MaxT())
+	}
+	return nil
 }

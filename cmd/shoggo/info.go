@@ -19,9 +19,9 @@ func init() {
 func loadConfigArg(arg string) (*model.Config, error) {
 	if st, err := os.Stat(arg); err == nil {
 		if st.IsDir() {
-			return model.LoadConfig(filepath.Join(arg, "config.json"))
+			return model.ReadConfig(filepath.Join(arg, "config.json"))
 		}
-		return model.LoadConfig(arg)
+		return model.ReadConfig(arg)
 	}
 	return model.LookupPreset(arg)
 }
@@ -49,6 +49,9 @@ func runInfo(args []string) error {
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("usage: shoggo info [flags] PRESET|MODEL_DIR|config.json")
+	}
+	if err := checkBounds(fs, atLeast("batch", 1), atLeast("seq", 1), atLeast("lora-r", 0)); err != nil {
+		return err
 	}
 	c, err := loadConfigArg(fs.Arg(0))
 	if err != nil {

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -46,8 +48,15 @@ func main() {
 		usage()
 		os.Exit(2)
 	}
-	if err := c.run(os.Args[2:]); err != nil {
-		fmt.Fprintf(os.Stderr, "shoggo %s: %v\n", os.Args[1], err)
-		os.Exit(1)
+	os.Exit(exitCode(os.Args[1], c.run(os.Args[2:])))
+}
+
+// exitCode prints err and returns the process status: 0 for success and
+// for -h/--help (flag.ErrHelp: the usage was printed), 1 for an error.
+func exitCode(name string, err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
 	}
+	fmt.Fprintf(os.Stderr, "shoggo %s: %v\n", name, err)
+	return 1
 }

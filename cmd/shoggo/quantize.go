@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/shoggo/shoggo/internal/safepath"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/quant"
 	"github.com/shoggo/shoggo/tensor"
@@ -27,6 +28,7 @@ func runQuantize(args []string) error {
 	doubleQuant := fs.Bool("double-quant", true, "nf4/fp4: quantize the absmax again (8-bit), as QLoRA does")
 	keep := fs.String("keep-dtype", "fp32", "dtype of the unquantized tensors (embeddings, norms, LM head): fp32 | bf16 | fp16")
 	out := fs.String("out", "", "output directory (default: <model>-<format>)")
+	finite := fs.Bool("check-finite", false, "refuse a model holding NaN or infinite weights")
 	maxShard := fs.Int64("max-shard-mb", 0, "split model.safetensors into shards of at most this many MB (0: one file)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -35,6 +37,14 @@ func runQuantize(args []string) error {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
 	f := strings.ToLower(*format)
+	if err := quantizeChecks(fs, f); err != nil {
+		return err
+	}
+	if *finite {
+		if err := checkFinite(*dir); err != nil {
+			return err
+		}
+	}
 	opts := quant.Options{}
 	switch f {
 	case quant.Int8:
@@ -62,6 +72,12 @@ func runQuantize(args []string) error {
 			suffix = fmt.Sprintf("int4-g%d", *groupSize)
 		}
 		*out = strings.TrimRight(filepath.Clean(*dir), "/") + "-" + suffix
+	}
+	if err := safepath.CheckOutput("--out", *out, safepath.Input{Flag: "--model", Path: *dir}); err != nil {
+		return err
+	}
+	if err := model.PrecheckHF(*dir, tensor.F32, false, 0, 0); err != nil {
+		return err
 	}
 	res, err := model.QuantizeHF(*dir, *out, model.QuantizeOptions{Format: f, Quant: opts, KeepDType: kd, MaxShardBytes: *maxShard << 20})
 	if err != nil {
@@ -109,4 +125,17 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// quantizeChecks refuses format options typed for a format that does not
+// use them, and out-of-range sizes.
+func quantizeChecks(fs *flag.FlagSet, f string) error {
+	set := typed(fs)
+	if (set["group-size"] || set["asymmetric"]) && f != quant.Int4 {
+		return fmt.Errorf("--group-size and --asymmetric apply to --format int4 only, not %s", f)
+	}
+	if (set["block-size"] || set["double-quant"]) && f != quant.NF4 && f != quant.FP4 {
+		return fmt.Errorf("--block-size and --double-quant apply to --format nf4 and fp4 only, not %s", f)
+	}
+	return checkBounds(fs, atLeast("max-shard-mb", 0, "0: one file"), atLeast("group-size", 1), atLeast("block-size", 1))
 }

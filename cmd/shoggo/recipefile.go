@@ -54,3 +54,24 @@ func hasFlag(args []string, name string) bool {
 	}
 	return false
 }
+
+// recipeKeys are the top-level keys the --recipe file sets (none without
+// one, or when it cannot be read: loadRecipe reports that).
+func recipeKeys(args []string) map[string]bool {
+	keys := map[string]bool{}
+	p := recipeArg(args)
+	if p == "" {
+		return keys
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return keys
+	}
+	var m map[string]any
+	if yaml.Unmarshal(b, &m) == nil {
+		for k := range m {
+			keys[k] = true
+		}
+	}
+	return keys
+}

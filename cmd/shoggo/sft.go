@@ -26,7 +26,7 @@ func sftConfig(args []string) (recipe.SFTConfig, error) {
 	if err := loadRecipe(args, &r); err != nil {
 		return r, err
 	}
-	if r.Data == "" && !hasFlag(args, "data") {
+	if r.Data == "" && !hasFlag(args, "data") && !hasFlag(args, "h") && !hasFlag(args, "help") {
 		r.TaskDefaults()
 		if r.Model == "" && r.Preset == "" && !hasFlag(args, "model") && !hasFlag(args, "preset") {
 			r.Preset = recipe.TaskPreset
@@ -40,30 +40,31 @@ func sftConfig(args []string) (recipe.SFTConfig, error) {
 
 func sftFlags(fs *flag.FlagSet, r *recipe.SFTConfig) {
 	fs.String("recipe", "", "YAML recipe file (keys are the flag names with underscores; flags override it)")
-	fs.StringVar(&r.Model, "model", r.Model, "base HF model directory (default: runs/pretrain/model if present)")
+	fs.StringVar(&r.Model, "model", r.Model, "base HF model directory (without --model and --preset: "+recipe.DefaultBase+" if it exists)")
 	fs.StringVar(&r.Preset, "preset", r.Preset, "use a preset with random weights instead of --model")
 	fs.StringVar(&r.Tokenizer, "tokenizer", r.Tokenizer, "tokenizer.json (default: the model directory's)")
-	fs.StringVar(&r.Data, "data", r.Data, "training JSONL (instruction/input/output or messages); default: the embedded task")
+	fs.StringVar(&r.Data, "data", r.Data, "training JSONL (instruction/input/output or messages); the values shown are for --data: "+recipe.TaskDefaultsHelp)
 	fs.StringVar(&r.EvalData, "eval-data", r.EvalData, "held-out JSONL for eval loss and exact match")
 	fs.StringVar(&r.Task, "task", r.Task, "embedded tasks: "+strings.Join(tasks.Names(), ","))
 	fs.IntVar(&r.TrainExamples, "train-examples", r.TrainExamples, "embedded task: training examples")
-	fs.IntVar(&r.EvalExamples, "eval-examples", r.EvalExamples, "held-out examples for exact match")
+	fs.IntVar(&r.EvalExamples, "eval-examples", r.EvalExamples, "held-out examples scored for exact match (0: no exact match)")
 	fs.StringVar(&r.Template, "template", r.Template, "chatml | alpaca | plain (default: plain for the embedded task; for --data chatml if the tokenizer has <|im_start|>, else alpaca)")
 	fs.IntVar(&r.MaxLen, "max-len", r.MaxLen, "maximum tokens per example (truncation rule: see package sft)")
 	fs.IntVar(&r.Batch, "batch", r.Batch, "micro-batch size")
 	fs.IntVar(&r.Accum, "grad-accum", r.Accum, "micro-batches per step")
-	fs.IntVar(&r.Epochs, "epochs", r.Epochs, "epochs")
-	fs.IntVar(&r.Steps, "steps", r.Steps, "optimisation steps (overrides epochs)")
+	fs.IntVar(&r.Epochs, "epochs", r.Epochs, fmt.Sprintf("epochs (0: as many as make at least %d steps)", recipe.MinAutoSteps))
+	fs.IntVar(&r.Steps, "steps", r.Steps, "optimisation steps (0: from --epochs)")
 	fs.Float64Var(&r.LR, "lr", r.LR, "peak learning rate")
 	fs.Float64Var(&r.MinLR, "min-lr", r.MinLR, "final learning rate")
 	fs.IntVar(&r.Warmup, "warmup", r.Warmup, "warmup steps")
 	fs.StringVar(&r.Schedule, "schedule", r.Schedule, "constant|cosine|linear")
 	fs.Float64Var(&r.WeightDecay, "weight-decay", r.WeightDecay, "AdamW weight decay")
-	fs.Float64Var(&r.Beta2, "adam-beta2", r.Beta2, "AdamW beta2 (default 0.999)")
-	fs.Float64Var(&r.Clip, "clip", r.Clip, "gradient clipping norm (default 1)")
+	fs.Float64Var(&r.Beta2, "adam-beta2", r.Beta2, "AdamW beta2")
+	fs.Float64Var(&r.Clip, "clip", r.Clip, "gradient clipping norm (0: no clipping)")
 	fs.IntVar(&r.EvalEvery, "eval-every", r.EvalEvery, "steps between evaluations")
 	fs.IntVar(&r.SaveEvery, "save-every", r.SaveEvery, "steps between checkpoints (0: only at the end or when stopped)")
 	fs.BoolVar(&r.Resume, "resume", r.Resume, "resume from the latest checkpoint in --out")
+	fs.BoolVar(&r.Overwrite, "overwrite", r.Overwrite, "replace the run already in --out (its checkpoints, metrics and model)")
 	fs.IntVar(&r.StopAfter, "stop-after", r.StopAfter, "stop after this many steps, saving a checkpoint (as Ctrl-C does)")
 	fs.BoolVar(&r.Pack, "pack", r.Pack, "pack several examples per row (block-diagonal attention)")
 	fs.BoolVar(&r.SkipInvalid, "skip-invalid", r.SkipInvalid, "skip and count invalid JSONL lines instead of failing")
@@ -101,6 +102,9 @@ func runSFT(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
+	if err := sftChecks(fs, args, &r); err != nil {
+		return err
+	}
 	if r.Threads > 0 {
 		runtime.GOMAXPROCS(r.Threads)
 	}
@@ -114,8 +118,36 @@ func runSFT(args []string) error {
 		return err
 	}
 	fmt.Fprintf(log, "\ndone: %d steps in %.0fs (%.0f tokens/s); train loss %.3f -> %.3f\n", res.Steps, res.ElapsedS, res.TokPerSec, res.FirstLoss, res.FinalLoss)
-	fmt.Fprintf(log, "exact match on %d held-out examples: %.1f%% before, %.1f%% after (val loss %.3f -> %.3f)\n",
-		res.EvalExamples, 100*res.Before["exact_match"], 100*res.After["exact_match"], res.Before["val_loss"], res.After["val_loss"])
+	if res.EvalExamples > 0 {
+		fmt.Fprintf(log, "exact match on %d held-out examples: %.1f%% before, %.1f%% after", res.EvalExamples, 100*res.Before["exact_match"], 100*res.After["exact_match"])
+	}
+	fmt.Fprintf(log, " (val loss %.3f -> %.3f)\n", res.Before["val_loss"], res.After["val_loss"])
 	fmt.Fprintf(log, "saved: %s   summary: %s\n", res.Output, filepath.Join(r.Out, "summary.json"))
+	if res.Hint != "" {
+		fmt.Fprintln(log, "hint:", res.Hint)
+	}
 	return nil
+}
+
+// sftChecks validates the numeric flags and resolves the ones that depend
+// on each other (typed values are never replaced).
+func sftChecks(fs *flag.FlagSet, args []string, r *recipe.SFTConfig) error {
+	set, inRecipe := typed(fs), recipeKeys(args)
+	if set["epochs"] || inRecipe["epochs"] {
+		if set["steps"] || inRecipe["steps"] {
+			return fmt.Errorf("--epochs and --steps exclude each other: give one")
+		}
+		r.Steps = 0 // the epochs decide (the embedded task's default steps too)
+	}
+	if r.EvalData != "" && r.Data == "" {
+		return fmt.Errorf("--eval-data %s needs --data (the embedded task makes its own held-out set)", r.EvalData)
+	}
+	b := trainBounds()
+	if r.Steps == 0 {
+		b = b[1:]
+	}
+	b = append(b, atLeast("max-len", 2), atLeast("epochs", 0, "0: enough for "+fmt.Sprint(recipe.MinAutoSteps)+" steps"), atLeast("train-examples", 1),
+		atLeast("eval-examples", 0, "0: no exact match"), atLeast("lora-r", 0, "0: full fine-tuning"), above("lora-alpha", 0),
+		within("lora-dropout", 0, 1, false, true), atLeast("max-new-tokens", 1), atLeast("bench-steps", 0))
+	return checkBounds(fs, b...)
 }

@@ -27,6 +27,9 @@ func runTokenize(args []string) error {
 	if *tokPath == "" || fs.NArg() == 0 {
 		return fmt.Errorf("usage: shoggo tokenize --tokenizer tokenizer.json [--out PREFIX] FILES... (.txt: one document per file; .jsonl: a document per line's \"text\")")
 	}
+	if err := checkBounds(fs, atLeast("shard-tokens", 1)); err != nil {
+		return err
+	}
 	tok, err := tokenizer.Load(*tokPath)
 	if err != nil {
 		return err
@@ -65,6 +68,9 @@ func runTokenizerCmd(args []string) error {
 	out := fs.String("out", "tokenizer.json", "output tokenizer.json")
 	special := fs.String("special", "<|endoftext|>", "comma-separated special tokens")
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := checkBounds(fs, within("vocab-size", 257, 1<<24, false, false, "256 byte tokens plus at least one merge")); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
