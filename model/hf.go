@@ -46,6 +46,9 @@ func LoadHFFrozenOpts(dir string, be backend.Backend, dt tensor.DType, trainable
 		return nil, nil, err
 	}
 	defer st.Close()
+	if err := CheckHeader(cfg, st, dir); err != nil {
+		return nil, nil, err
+	}
 	m, err = NewFrozenOpts(cfg, be, dt, trainable, opt)
 	if err != nil {
 		return nil, nil, err

@@ -152,7 +152,13 @@ func CheckHeader(c *Config, src WeightSource, where string) error {
 		return c.Validate()
 	}
 	embed := f.Names.Embed + ".weight"
-	if info, ok := src.Info(embed); ok {
+	info, ok := src.Info(embed)
+	for _, alt := range f.diskNames(embed)[1:] {
+		if !ok {
+			info, ok = src.Info(alt)
+		}
+	}
+	if ok {
 		want := []int{c.VocabSize, c.HiddenSize}
 		if len(info.Shape) != 2 || info.Shape[0] != want[0] || info.Shape[1] != want[1] {
 			return fmt.Errorf("%s: config.json says vocab_size %d and hidden_size %d, but %s has shape %v", where, c.VocabSize, c.HiddenSize, embed, []int(info.Shape))
@@ -162,6 +168,9 @@ func CheckHeader(c *Config, src WeightSource, where string) error {
 	layers := map[int]bool{}
 	foundLast := false
 	for _, name := range src.Names() {
+		if p := f.Names.OptionalPrefix; p != "" && !strings.HasPrefix(name, p) {
+			name = p + name // a hub checkpoint without the prefix (GPT-2)
+		}
 		if strings.HasPrefix(name, last) {
 			foundLast = true
 		}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shoggo/shoggo/backend/cpu"
 	"github.com/shoggo/shoggo/safetensors"
 	"github.com/shoggo/shoggo/tensor"
 )
@@ -40,7 +41,13 @@ func TestConfigLimits(t *testing.T) {
 	}{
 		{"tiny", func(c *Config) {}, 8, ""},
 		{"layers 1e9", func(c *Config) { c.NumHiddenLayers = 1e9 }, 0, "needs about"},
-		{"layers 1e5", func(c *Config) { c.NumHiddenLayers = 100000; c.HiddenSize = 2048; c.IntermediateSize = 8192; c.NumAttentionHeads = 16; c.NumKeyValueHeads = 16 }, 0, "needs about"},
+		{"layers 1e5", func(c *Config) {
+			c.NumHiddenLayers = 100000
+			c.HiddenSize = 2048
+			c.IntermediateSize = 8192
+			c.NumAttentionHeads = 16
+			c.NumKeyValueHeads = 16
+		}, 0, "needs about"},
 		{"hidden 2560000", func(c *Config) { c.HiddenSize = 2560000 }, 0, "bytes in fp32"},
 		{"beyond any machine", func(c *Config) { c.HiddenSize = 1 << 30; c.IntermediateSize = 1 << 30 }, 0, "beyond any machine"},
 		{"activations", func(c *Config) {}, 1 << 20, "activations"},
@@ -82,7 +89,7 @@ func TestCheckActivations(t *testing.T) {
 func TestCheckHeader(t *testing.T) {
 	cfg, _ := LookupPreset("tiny-llama")
 	dir := t.TempDir()
-	m, err := New(cfg, nil, tensor.F32, false)
+	m, err := New(cfg, cpu.New(), tensor.F32, false)
 	if err != nil {
 		t.Fatal(err)
 	}
