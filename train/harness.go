@@ -451,7 +451,11 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 		if err := t.evalInto(&met, &res); err != nil {
 			return res, err
 		}
-		t.enc.Encode(met)
+		// A resumed run that had nothing left to do has logged this step
+		// already: evaluate for the summary, never repeat the line.
+		if step > start {
+			t.enc.Encode(met)
+		}
 	}
 	return res, nil
 }

@@ -80,9 +80,15 @@ func TestCrashLeftovers(t *testing.T) {
 	}
 	// a run killed after its last checkpoint: --resume writes the outputs
 	os.RemoveAll(filepath.Join(out, "final"))
-	res, err := tinyTrainer(t, out, Options{Resume: true, Steps: 6}).Run(context.Background())
-	if err != nil || res.Steps != 6 || res.FinalLoss == 0 {
+	before, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	tr = tinyTrainer(t, out, Options{Resume: true, Steps: 6})
+	tr.Eval = func() (map[string]float64, error) { return map[string]float64{"val_loss": 1}, nil }
+	res, err := tr.Run(context.Background())
+	if err != nil || res.Steps != 6 || res.FinalLoss == 0 || res.After["val_loss"] != 1 {
 		t.Fatalf("resume of a complete run: %+v %v", res, err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl")); string(after) != string(before) {
+		t.Errorf("resuming a complete run changed metrics.jsonl:\n%s\nwas\n%s", after, before)
 	}
 	if _, err := os.Stat(filepath.Join(out, "final", "model.safetensors")); err != nil {
 		t.Fatal(err)

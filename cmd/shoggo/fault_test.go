@@ -39,7 +39,7 @@ func savingNow(out string) bool {
 // time ends with exactly the losses of an uninterrupted run, each step
 // logged once, and no leftovers of the killed saves.
 func TestFaultInjectionKillResume(t *testing.T) {
-	const steps, kills = 30, 24
+	const steps, kills = 300, 24
 	ref := filepath.Join(t.TempDir(), "ref")
 	if b, err := cliCommand(faultArgs(ref, steps)...).CombinedOutput(); err != nil {
 		t.Fatalf("reference run: %v\n%s", err, b)
@@ -71,7 +71,7 @@ func TestFaultInjectionKillResume(t *testing.T) {
 			break
 		}
 		target := killed%2 == 0 // every other kill waits for a save in progress
-		deadline := time.After(time.Duration(50+rng.IntN(400)) * time.Millisecond)
+		deadline := time.After(time.Duration(50+rng.IntN(300)) * time.Millisecond)
 		var exited error
 		finished := false
 	wait:
@@ -113,7 +113,11 @@ func TestFaultInjectionKillResume(t *testing.T) {
 	}
 	got := readMetrics(t, filepath.Join(out, "metrics.jsonl"))
 	if len(got) != len(want) {
-		t.Fatalf("%d metrics lines after the kills, %d in the straight run", len(got), len(want))
+		var steps []int
+		for _, m := range got {
+			steps = append(steps, m.Step)
+		}
+		t.Fatalf("%d metrics lines after the kills, %d in the straight run; steps %v", len(got), len(want), steps)
 	}
 	for i := range want {
 		if got[i].Step != want[i].Step || got[i].Loss != want[i].Loss || got[i].ValLoss != want[i].ValLoss {
