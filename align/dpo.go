@@ -184,10 +184,15 @@ func (s PairStats) Metrics(prefix string) map[string]float64 {
 // come from Ref (filled before training from the starting weights: the
 // frozen copy for full fine-tuning, the base without adapters for LoRA,
 // which is the same thing at the start). It counts pairs.
+//
+// SFTWeight > 0 adds TRL's "sft" loss (loss_type ["sigmoid", "sft"] with
+// loss_weights [1, SFTWeight]): SFTWeight times the mean negative
+// log-likelihood of the chosen completions' tokens of the micro-batch.
 type DPOObjective struct {
-	Loss  DPOLoss
-	Ref   RefCache
-	Stats PairStats // training statistics since the last Reset
+	Loss      DPOLoss
+	Ref       RefCache
+	SFTWeight float64
+	Stats     PairStats // training statistics since the caller last cleared them
 }
 
 // Count counts the pairs.
@@ -212,7 +217,8 @@ func (o *DPOObjective) ForwardBackward(m *model.Transformer, b *model.Batch, gra
 		return 0, err
 	}
 	dout := make([]float64, b.B)
-	var sum float64
+	var sum, chosenLP float64
+	pairs, chosenTok := 0, 0
 	for i := 0; 2*i+1 < b.B; i++ {
 		if !rowUsed(b, 2*i) {
 			continue
@@ -225,6 +231,17 @@ func (o *DPOObjective) ForwardBackward(m *model.Transformer, b *model.Batch, gra
 		o.Stats.Add(o.Loss, p, loss)
 		sum += loss
 		dout[2*i], dout[2*i+1] = gradScale*dc, gradScale*dr
+		pairs, chosenTok, chosenLP = pairs+1, chosenTok+p.NChosen, chosenLP+p.Chosen
+	}
+	if o.SFTWeight > 0 && chosenTok > 0 {
+		// Σ over the micro-batch's pairs of SFTWeight·(mean chosen NLL).
+		k := o.SFTWeight * float64(pairs) / float64(chosenTok)
+		sum -= k * chosenLP
+		for i := 0; 2*i+1 < b.B; i++ {
+			if rowUsed(b, 2*i) {
+				dout[2*i] -= gradScale * k
+			}
+		}
 	}
 	if err := m.SeqLogProbsBackward(b, dout); err != nil {
 		return 0, err

@@ -11,7 +11,7 @@ import (
 
 func TestJudge(t *testing.T) {
 	cases := []struct {
-		answer, completion    string
+		answer, completion     string
 		correct, exact, format bool
 	}{
 		{"4", "4", true, true, true},

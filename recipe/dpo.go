@@ -23,6 +23,9 @@ type DPOConfig struct {
 	LossType       string  `yaml:"loss_type"` // sigmoid | ipo | hinge | robust
 	Beta           float64 `yaml:"beta"`
 	LabelSmoothing float64 `yaml:"label_smoothing"`
+	// SFTWeight adds TRL's "sft" loss with this weight (loss_type
+	// ["sigmoid", "sft"], loss_weights [1, w]); 0: pure DPO.
+	SFTWeight float64 `yaml:"sft_weight"`
 	// OnPolicy: with the embedded task, the pairs are the start model's own
 	// sampled answers to training questions that the judge finds wrong
 	// (rejected) against the correct answer (chosen), Samples per
@@ -35,12 +38,14 @@ type DPOConfig struct {
 	KLSamples int `yaml:"kl_samples"`
 }
 
-// DefaultDPO is `shoggo dpo` without flags.
+// DefaultDPO is `shoggo dpo` without flags: on-policy pairs of the
+// embedded task, the sigmoid loss with TRL's "sft" term (weight 1; pure
+// DPO on this tiny model trades exact match away, see README).
 func DefaultDPO() DPOConfig {
 	c := DPOConfig{AlignConfig: defaultAlign("runs/dpo"), LossType: align.Sigmoid, Beta: 0.1, OnPolicy: true,
-		Samples: 4, Temperature: 1, KLSamples: 200}
-	c.TrainPairs = 1500
-	c.Steps, c.LR, c.EvalEvery, c.WeightDecay = 150, 3e-4, 30, 0
+		Samples: 2, Temperature: 1, KLSamples: 200, SFTWeight: 1}
+	c.TrainPairs, c.Batch = 3000, 32
+	c.Steps, c.LR, c.EvalEvery, c.WeightDecay = 100, 1e-4, 25, 0
 	return c
 }
 
@@ -85,7 +90,7 @@ func DPO(ctx context.Context, cfg DPOConfig, log io.Writer) (DPOResult, error) {
 		return res, err
 	}
 	// The reference: the starting weights, scored once (before LoRA exists).
-	obj := &align.DPOObjective{Loss: loss, Ref: align.RefCache{}}
+	obj := &align.DPOObjective{Loss: loss, Ref: align.RefCache{}, SFTWeight: cfg.SFTWeight}
 	if err := obj.Ref.Fill(r.m, append(align.PairBatches(r.train, c.Batch, r.T, r.pad), r.evalB...)); err != nil {
 		return res, err
 	}
@@ -176,9 +181,9 @@ func (r *alignRun) sample(prompts [][]int32, stops []int32, temp float64, seed u
 }
 
 // onPolicy makes training pairs from the start model's own answers: for
-// TrainPairs training questions, Samples sampled completions each; every
-// distinct completion the judge does not find exact is rejected against
-// the correct answer.
+// TrainPairs training questions, Samples completions each (the greedy one,
+// then samples at Temperature); every distinct completion the judge does
+// not find exact is rejected against the correct answer.
 func (r *alignRun) onPolicy(cfg *DPOConfig, log io.Writer) ([]data.Preference, error) {
 	c := r.cfg
 	qs, _, err := tasks.Generate(tasks.Config{Seed: c.Seed + 101, Tasks: strings.Split(c.Task, ","), Train: c.TrainPairs})
@@ -192,7 +197,11 @@ func (r *alignRun) onPolicy(cfg *DPOConfig, log io.Writer) ([]data.Preference, e
 	seen := map[string]bool{}
 	var out []data.Preference
 	for k := range max(cfg.Samples, 1) {
-		res, err := r.sample(prompts, stops, cfg.Temperature, c.Seed*1000+uint64(k)*uint64(len(prompts)))
+		temp := cfg.Temperature
+		if k == 0 {
+			temp = 0 // the greedy answer: the model's own mistakes first
+		}
+		res, err := r.sample(prompts, stops, temp, c.Seed*1000+uint64(k)*uint64(len(prompts)))
 		if err != nil {
 			return nil, err
 		}
@@ -282,6 +291,7 @@ var DPOHelp = func() map[string]string {
 		"samples":         "on-policy: samples per training question",
 		"temperature":     "on-policy and KL sampling temperature",
 		"kl_samples":      "held-out prompts whose samples estimate the KL at the end",
+		"sft_weight":      "weight of TRL's \"sft\" loss (chosen NLL) added to the DPO loss; 0: pure DPO",
 	}
 	for k, v := range AlignHelp {
 		h[k] = v

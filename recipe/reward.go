@@ -217,8 +217,8 @@ func promptKey(p data.Preference) string {
 	return b.String()
 }
 
-// encode encodes the pairs and sets the row length T and the held-out
-// batches.
+// encode encodes the pairs and sets the training row length T and the
+// held-out batches (rows as long as the longest held-out sequence).
 func (r *alignRun) encode(trainP, evalP []data.Preference, log io.Writer) error {
 	c := r.cfg
 	maxLen := min(c.MaxLen, r.m.Cfg.MaxPositionEmbeddings)
@@ -231,8 +231,8 @@ func (r *alignRun) encode(trainP, evalP []data.Preference, log io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("held-out pairs: %w", err)
 	}
-	r.T = min(maxLen, (max(align.MaxLen(r.train), align.MaxLen(ev))+7)/8*8)
-	r.evalB = align.PairBatches(ev, c.Batch, r.T, r.pad)
+	r.T = min(maxLen, (align.MaxLen(r.train)+7)/8*8)
+	r.evalB = align.PairBatches(ev, c.Batch, min(maxLen, (align.MaxLen(ev)+7)/8*8), r.pad)
 	fmt.Fprintf(log, "data: %d training pairs, %d held out (%d skipped: nothing to train on); template %s, %d pairs x %d tokens per batch\n",
 		len(r.train), len(ev), skipped+skippedEval, c.Template, c.Batch, r.T)
 	return nil
