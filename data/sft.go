@@ -32,17 +32,6 @@ type Example struct {
 // IsChat reports whether e is in the chat form.
 func (e *Example) IsChat() bool { return e.Messages != nil }
 
-// Preference is a preference pair: for Prompt, Chosen is the better response
-// and Rejected the worse. Chosen and Rejected are non-empty and differ;
-// Prompt may be empty.
-type Preference struct {
-	Prompt   string
-	Chosen   string
-	Rejected string
-
-	Line int // 1-based line of the source file
-}
-
 // ReadInstructions reads SFT examples from a JSONL file: one JSON object per
 // line, either {"instruction", "input" (optional), "output"} or {"messages":
 // [{"role", "content"}, ...]}. Other fields are ignored and blank lines are
@@ -70,38 +59,6 @@ func ReadInstructionsFrom(r io.Reader, name string, skipInvalid bool) ([]Example
 		}
 		ex.Line = lineNo
 		out = append(out, ex)
-		return nil
-	})
-	if err != nil {
-		return nil, skipped, err
-	}
-	return out, skipped, nil
-}
-
-// ReadPreferences reads preference pairs from a JSONL file of
-// {"prompt", "chosen", "rejected"} objects whose fields are strings (message
-// lists are not supported yet). Errors and skipInvalid are as for
-// ReadInstructions; chosen equal to rejected is an error.
-func ReadPreferences(path string, skipInvalid bool) ([]Preference, int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	return ReadPreferencesFrom(f, path, skipInvalid)
-}
-
-// ReadPreferencesFrom is ReadPreferences reading from r; name is used in
-// errors.
-func ReadPreferencesFrom(r io.Reader, name string, skipInvalid bool) ([]Preference, int, error) {
-	var out []Preference
-	skipped, err := readJSONL(r, name, skipInvalid, func(line []byte, lineNo int) error {
-		p, err := parsePreference(line)
-		if err != nil {
-			return err
-		}
-		p.Line = lineNo
-		out = append(out, p)
 		return nil
 	})
 	if err != nil {
@@ -187,6 +144,21 @@ func parseExample(line []byte) (Example, error) {
 }
 
 func parseMessages(raw json.RawMessage) ([]Message, error) {
+	msgs, err := parseMessageList(raw)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		if m.Role == "assistant" {
+			return msgs, nil
+		}
+	}
+	return nil, errors.New("no assistant message, nothing to train on")
+}
+
+// parseMessageList parses a list of chat messages (roles checked, a system
+// message only first).
+func parseMessageList(raw json.RawMessage) ([]Message, error) {
 	if k := jsonKind(raw); k != "an array" {
 		return nil, fmt.Errorf("\"messages\" is %s, expected an array", k)
 	}
@@ -198,7 +170,6 @@ func parseMessages(raw json.RawMessage) ([]Message, error) {
 		return nil, errors.New("empty \"messages\"")
 	}
 	msgs := make([]Message, len(items))
-	assistant := false
 	for i, it := range items {
 		if k := jsonKind(it); k != "an object" {
 			return nil, fmt.Errorf("messages[%d] is %s, expected an object", i, k)
@@ -221,37 +192,7 @@ func parseMessages(raw json.RawMessage) ([]Message, error) {
 		if err != nil {
 			return nil, fmt.Errorf("messages[%d]: %v", i, err)
 		}
-		assistant = assistant || role == "assistant"
 		msgs[i] = Message{Role: role, Content: content}
 	}
-	if !assistant {
-		return nil, errors.New("no assistant message, nothing to train on")
-	}
 	return msgs, nil
-}
-
-func parsePreference(line []byte) (Preference, error) {
-	m, err := jsonObject(line)
-	if err != nil {
-		return Preference{}, err
-	}
-	for _, k := range []string{"chosen", "rejected"} {
-		if raw, ok := m[k]; ok && jsonKind(raw) == "an array" {
-			return Preference{}, fmt.Errorf("%q is a message list; only strings are supported for now", k)
-		}
-	}
-	var p Preference
-	if p.Prompt, err = requiredString(m, "prompt", true); err != nil {
-		return Preference{}, err
-	}
-	if p.Chosen, err = requiredString(m, "chosen", false); err != nil {
-		return Preference{}, err
-	}
-	if p.Rejected, err = requiredString(m, "rejected", false); err != nil {
-		return Preference{}, err
-	}
-	if p.Chosen == p.Rejected {
-		return Preference{}, errors.New("\"chosen\" and \"rejected\" are identical")
-	}
-	return p, nil
 }

@@ -138,13 +138,13 @@ func TestReadPreferences(t *testing.T) {
 	if err != nil || skipped != 6 {
 		t.Fatal(err, skipped)
 	}
-	want := []Preference{{"2+2?", "4", "5", 1}, {"", "a", "b", 2}}
+	want := []Preference{{Prompt: "2+2?", Chosen: "4", Rejected: "5", Line: 1}, {Prompt: "", Chosen: "a", Rejected: "b", Line: 2}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v", got)
 	}
 	wantErr := map[int]string{
 		3: "identical",
-		4: "message list",
+		4: `"rejected" is a string; in a conversational pair it must be a message list`,
 		5: `missing "rejected"`,
 		6: `missing "prompt"`,
 		7: `empty "chosen"`,

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/shoggo/shoggo/recipe"
+)
+
+func init() {
+	register("dpo", "direct preference optimisation: sigmoid, ipo, hinge or robust loss (default: on-policy pairs of the embedded task)", runDPO)
+}
+
+func runDPO(args []string) error {
+	r := recipe.DefaultDPO()
+	if err := alignFlags("dpo", args, &r, recipe.DPOHelp); err != nil {
+		return err
+	}
+	if r.Threads > 0 {
+		runtime.GOMAXPROCS(r.Threads)
+	}
+	res, err := recipe.DPO(context.Background(), r, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\ndone: %d steps in %.0fs on %d pairs; held-out exact match %.1f%% before, %.1f%% after; KL %.4f\nsaved: %s   summary: %s/summary.json\n",
+		res.Steps, res.ElapsedS, res.Pairs, 100*res.ExactMatchBefore, 100*res.ExactMatchAfter, res.KL, res.Output, r.Out)
+	return nil
+}
