@@ -62,7 +62,7 @@ type AlignConfig struct {
 func defaultAlign(out string) AlignConfig {
 	c := AlignConfig{Task: "add2", SFTSteps: 250, TrainPairs: 4000, EvalPairs: 200, EvalExamples: 200, MaxLen: 128,
 		Batch: 16, MaxNewTokens: 8, LoraAlpha: 16, LoraTargets: "q_proj,v_proj"}
-	c.Out, c.Seed, c.Schedule, c.Warmup, c.Accum = out, 1, "cosine", 10, 1
+	c.Out, c.Seed, c.Schedule, c.Warmup, c.Accum, c.Clip = out, 1, "cosine", 10, 1, 1
 	return c
 }
 
