@@ -88,7 +88,7 @@ type RLSummary struct {
 	train.Summary
 	ExactMatchBefore float64            `json:"exact_match_before"`
 	ExactMatchAfter  float64            `json:"exact_match_after"`
-	KL               float64            `json:"kl"`          // mean per-sequence KL(policy || reference), last eval window
+	KL               float64            `json:"kl"`           // mean per-sequence KL(policy || reference), last eval window
 	KLPerToken       float64            `json:"kl_per_token"` // mean k3 per completion token, last eval window
 	RewardFirst      float64            `json:"reward_first"`
 	RewardFinal      float64            `json:"reward_final"`
@@ -128,9 +128,9 @@ type iterLog struct {
 	Iter       int     `json:"iter"`
 	Reward     float64 `json:"reward"`
 	ExactMatch float64 `json:"train_exact_match"` // share of sampled completions that are exactly right
-	KL         float64 `json:"kl"`                 // mean per-sequence k1 KL to the reference
-	KLToken    float64 `json:"kl_per_token"`       // mean per-token k3 KL
-	Entropy    float64 `json:"entropy"`            // mean -log p of sampled tokens
+	KL         float64 `json:"kl"`                // mean per-sequence k1 KL to the reference
+	KLToken    float64 `json:"kl_per_token"`      // mean per-token k3 KL
+	Entropy    float64 `json:"entropy"`           // mean -log p of sampled tokens
 	ClipFrac   float64 `json:"clip_frac"`
 	ValueLoss  float64 `json:"value_loss,omitempty"`
 	KLCoef     float64 `json:"kl_coef,omitempty"`
@@ -386,7 +386,7 @@ func (r *rlRun) plots() error {
 	out := r.cfg.Out
 	for _, p := range []struct {
 		file, title, y string
-		s           plot.Series
+		s              plot.Series
 	}{{"reward.png", "mean reward per iteration", "reward", rw}, {"kl.png", "KL to the reference per iteration", "nats", kl}, {"exact_match.png", "held-out exact match", "exact match", em}} {
 		if len(p.s.X) == 0 {
 			continue
@@ -479,7 +479,7 @@ func (s *grpoSource) flush() {
 }
 
 func (s *grpoSource) MarshalState() ([]byte, error) { return json.Marshal(s.iter) }
-func (s *grpoSource) RestoreState(b []byte) error  { return json.Unmarshal(b, &s.iter) }
+func (s *grpoSource) RestoreState(b []byte) error   { return json.Unmarshal(b, &s.iter) }
 
 func mean(x []float64) float64 {
 	if len(x) == 0 {
