@@ -44,6 +44,8 @@ type RLConfig struct {
 
 	RewardFn            string  `yaml:"reward_fn"`    // exact-match[,format:w,length:w]
 	RewardModel         string  `yaml:"reward_model"` // a `shoggo reward` directory
+	// Reward, when set, replaces RewardFn (library callers, tests).
+	Reward align.RewardFn `yaml:"-"`
 	PromptsPerStep      int     `yaml:"prompts_per_step"`
 	MaxCompletionLength int     `yaml:"max_completion_length"`
 	Temperature         float64 `yaml:"temperature"`
@@ -86,6 +88,7 @@ func DefaultGRPO() GRPOConfig {
 // and the headline figures (stable names).
 type RLSummary struct {
 	train.Summary
+	Iterations       int                `json:"iterations"` // rollout batches done
 	ExactMatchBefore float64            `json:"exact_match_before"`
 	ExactMatchAfter  float64            `json:"exact_match_after"`
 	KL               float64            `json:"kl"`           // mean per-sequence KL(policy || reference), last eval window
@@ -121,6 +124,22 @@ type rlRun struct {
 	mlog   *os.File
 	// pending flushes the last iteration's log line (set by the source).
 	pending func()
+	snap    map[string]float64 // times at the start of the iteration
+}
+
+// mark starts an iteration's time split.
+func (r *rlRun) mark() {
+	r.snap = map[string]float64{}
+	for k, v := range r.times {
+		r.snap[k] = v
+	}
+}
+
+// split fills l's time split since mark.
+func (r *rlRun) split(l *iterLog) {
+	l.RolloutS = r.times["rollout"] - r.snap["rollout"]
+	l.ScoringS = r.times["scoring"] - r.snap["scoring"]
+	l.ReferenceS = r.times["reference"] - r.snap["reference"]
 }
 
 // iterLog is one line of OUT/rollouts.jsonl.
@@ -132,6 +151,7 @@ type iterLog struct {
 	KLToken    float64 `json:"kl_per_token"`      // mean per-token k3 KL
 	Entropy    float64 `json:"entropy"`           // mean -log p of sampled tokens
 	ClipFrac   float64 `json:"clip_frac"`
+	ApproxKL   float64 `json:"approx_kl,omitempty"` // PPO: mean ½(lp-old)² over the epochs
 	ValueLoss  float64 `json:"value_loss,omitempty"`
 	KLCoef     float64 `json:"kl_coef,omitempty"`
 	Length     float64 `json:"completion_length"`
@@ -207,6 +227,9 @@ func prepareRL(ctx context.Context, c *RLConfig, log io.Writer) (*rlRun, error) 
 
 // rlReward builds the reward: the programmatic functions, or a reward model.
 func rlReward(c *RLConfig) (align.RewardFn, error) {
+	if c.Reward != nil {
+		return c.Reward, nil
+	}
 	if c.RewardModel != "" {
 		if !fileExists(filepath.Join(c.RewardModel, "config.json")) {
 			return nil, fmt.Errorf("--reward-model %s: no config.json there (train one with `shoggo reward`)", c.RewardModel)
@@ -356,7 +379,7 @@ func (r *rlRun) finish(res train.Summary, sftModel string) (RLSummary, error) {
 	if r.mlog != nil {
 		r.mlog.Close()
 	}
-	s := RLSummary{Summary: res, TimeS: r.times, SFTModel: sftModel, EvalExamples: len(r.evalEx)}
+	s := RLSummary{Summary: res, TimeS: r.times, SFTModel: sftModel, EvalExamples: len(r.evalEx), Iterations: len(r.iters)}
 	s.ExactMatchBefore, s.ExactMatchAfter = res.Before["exact_match"], res.After["exact_match"]
 	s.KL, s.KLPerToken = res.After["kl"], res.After["kl_per_token"]
 	if len(r.iters) > 0 {
@@ -414,6 +437,7 @@ type grpoSource struct {
 func (s *grpoSource) Fill(micro []*model.Batch) error {
 	r, c := s.r, s.cfg
 	s.flush()
+	r.mark()
 	ids, rows, ps, err := r.rollout(s.iter, c.PromptsPerStep, c.NumGenerations)
 	if err != nil {
 		return err
@@ -452,6 +476,7 @@ func (s *grpoSource) Fill(micro []*model.Batch) error {
 	r.times["reference"] += time.Since(t0).Seconds()
 	n := float64(len(rows))
 	s.cur = iterLog{Iter: s.iter + 1, Reward: mean(rewards), ExactMatch: em / n, Length: length / n}
+	r.split(&s.cur)
 	s.obj.Stats = align.GRPOStats{}
 	s.iter++
 	s.last = time.Now()

@@ -75,7 +75,7 @@ func parseRL(name string, args []string, dst any, set func(*flag.FlagSet), threa
 
 func printRL(name string, s recipe.RLSummary, out string) {
 	fmt.Fprintf(os.Stderr, "\n%s done: %d iterations in %.0fs; held-out exact match %.1f%% -> %.1f%% (%d examples); KL to reference %.3f nats/sequence\n",
-		name, s.Steps, s.ElapsedS, 100*s.ExactMatchBefore, 100*s.ExactMatchAfter, s.EvalExamples, s.KL)
+		name, s.Iterations, s.ElapsedS, 100*s.ExactMatchBefore, 100*s.ExactMatchAfter, s.EvalExamples, s.KL)
 	fmt.Fprintf(os.Stderr, "time: rollout %.1fs, scoring %.1fs, reference %.1fs, update %.1fs, eval %.1fs\n",
 		s.TimeS["rollout"], s.TimeS["scoring"], s.TimeS["reference"], s.TimeS["update"], s.TimeS["eval"])
 	fmt.Fprintf(os.Stderr, "saved: %s   summary: %s\n", s.Output, filepath.Join(out, "summary.json"))
