@@ -42,13 +42,13 @@ type RLConfig struct {
 	LoraAlpha   float64 `yaml:"lora_alpha"`
 	LoraTargets string  `yaml:"lora_targets"`
 
-	RewardFn            string  `yaml:"reward_fn"`    // exact-match[,format:w,length:w]
-	RewardModel         string  `yaml:"reward_model"` // a `shoggo reward` directory
+	RewardFn    string `yaml:"reward_fn"`    // exact-match[,format:w,length:w]
+	RewardModel string `yaml:"reward_model"` // a `shoggo reward` directory
 	// Reward, when set, replaces RewardFn (library callers, tests).
-	Reward align.RewardFn `yaml:"-"`
-	PromptsPerStep      int     `yaml:"prompts_per_step"`
-	MaxCompletionLength int     `yaml:"max_completion_length"`
-	Temperature         float64 `yaml:"temperature"`
+	Reward              align.RewardFn `yaml:"-"`
+	PromptsPerStep      int            `yaml:"prompts_per_step"`
+	MaxCompletionLength int            `yaml:"max_completion_length"`
+	Temperature         float64        `yaml:"temperature"`
 	// SFTSteps: with no --model, the weak SFT model is trained for this
 	// many steps into SFTDir (reused when it is already there).
 	SFTSteps int    `yaml:"sft_steps"`
