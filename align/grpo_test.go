@@ -154,6 +154,14 @@ func TestRewardFns(t *testing.T) {
 			t.Errorf("reward(%q, %q) = %v, want %v", tc.got, tc.want, r, tc.r)
 		}
 	}
+	for _, tc := range []struct {
+		got, want string
+		r         float64
+	}{{"42", "42", 1}, {"41", "42", 0.5}, {"45", "42", 0.25}, {"4x", "42", 0}, {"42", "abc", 0}} {
+		if r := NumericReward("q", tc.got, tc.want); r != tc.r {
+			t.Errorf("NumericReward(%q, %q) = %v, want %v", tc.got, tc.want, r, tc.r)
+		}
+	}
 	for _, bad := range []string{"", "nope", "exact-match:x"} {
 		if _, err := ParseRewardFns(bad); err == nil {
 			t.Errorf("ParseRewardFns(%q): no error", bad)

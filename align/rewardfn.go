@@ -6,6 +6,7 @@ package align
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -49,8 +50,27 @@ func LengthReward(_, completion, answer string) float64 {
 	return max(0, 1-float64(n-a)/float64(2*a))
 }
 
+// NumericReward is 1/(1+|got-want|) when both the completion and the
+// answer are integers (partial credit for near misses in arithmetic),
+// else 0.
+func NumericReward(_, completion, answer string) float64 {
+	want, err := strconv.Atoi(strings.TrimSpace(answer))
+	if err != nil {
+		return 0
+	}
+	got, err := strconv.Atoi(strings.TrimSpace(completion))
+	if err != nil {
+		return 0
+	}
+	d := got - want
+	if d < 0 {
+		d = -d
+	}
+	return 1 / (1 + float64(d))
+}
+
 // rewardFns names the built-in reward functions.
-var rewardFns = map[string]RewardFn{"exact-match": ExactMatchReward, "format": FormatReward, "length": LengthReward}
+var rewardFns = map[string]RewardFn{"exact-match": ExactMatchReward, "format": FormatReward, "length": LengthReward, "numeric": NumericReward}
 
 // ParseRewardFns parses a comma-separated list of reward functions with
 // optional weights ("exact-match", "exact-match,format:0.1,length:0.1")
@@ -75,7 +95,7 @@ func ParseRewardFns(spec string) (RewardFn, error) {
 		}
 		fn, ok := rewardFns[name]
 		if !ok {
-			return nil, fmt.Errorf("--reward-fn %q: unknown function %q (want exact-match, format, length)", spec, name)
+			return nil, fmt.Errorf("--reward-fn %q: unknown function %q (want exact-match, format, length, numeric)", spec, name)
 		}
 		terms = append(terms, term{fn, w})
 	}
