@@ -173,10 +173,13 @@ type PPOBatch struct {
 // loss through the policy's log-probs and the clipped value loss through
 // Head on the same trunk, normalised by the step's completion tokens.
 type PPO struct {
-	Cfg   PPOConfig
-	Head  *ValueHead
-	Data  map[*model.Batch]*PPOBatch
-	Stats PPOStats
+	Cfg PPOConfig
+	// ValueTrunkGrad lets the value loss train the shared trunk too (TRL's
+	// value head on the policy); false trains only the head.
+	ValueTrunkGrad bool
+	Head           *ValueHead
+	Data           map[*model.Batch]*PPOBatch
+	Stats          PPOStats
 }
 
 // Count is the number of completion tokens of the micro-batches.
@@ -219,7 +222,11 @@ func (o *PPO) ForwardBackward(m *model.Transformer, b *model.Batch, gradScale fl
 	if err := m.TokenLogProbsBackward(b, dlp); err != nil {
 		return 0, err
 	}
-	o.Head.Backward(hid.F32, m.DHidden().F32, dv)
+	dh := m.DHidden().F32
+	if !o.ValueTrunkGrad {
+		dh = make([]float32, len(dh)) // the head's gradient only
+	}
+	o.Head.Backward(hid.F32, dh, dv)
 	m.Backward(b)
 	return sum, nil
 }

@@ -49,6 +49,10 @@ type RLConfig struct {
 	PromptsPerStep      int            `yaml:"prompts_per_step"`
 	MaxCompletionLength int            `yaml:"max_completion_length"`
 	Temperature         float64        `yaml:"temperature"`
+	// TopK limits rollout sampling to the k most likely tokens (0: the
+	// whole vocabulary). The default 50 leaves out a negligible mass and
+	// makes sampling several times faster (see docs/BENCHMARKS.md).
+	TopK int `yaml:"top_k"`
 	// SFTSteps: with no --model, the weak SFT model is trained for this
 	// many steps into SFTDir (reused when it is already there).
 	SFTSteps int    `yaml:"sft_steps"`
@@ -59,7 +63,7 @@ type RLConfig struct {
 
 func defaultRL(out string) RLConfig {
 	c := RLConfig{Task: "add2", TrainExamples: 4000, EvalExamples: 200, RewardFn: "exact-match",
-		PromptsPerStep: 8, MaxCompletionLength: 8, Temperature: 1, SFTSteps: 160, SFTDir: "runs/rl-sft",
+		PromptsPerStep: 8, MaxCompletionLength: 8, Temperature: 1, TopK: 50, SFTSteps: 160, SFTDir: "runs/rl-sft",
 		LoraAlpha: 16, LoraTargets: "q_proj,v_proj"}
 	c.Seed, c.Out, c.Accum, c.Schedule, c.Clip = 1, out, 1, "constant", 1
 	c.Beta2 = 0.99
@@ -309,7 +313,7 @@ func (r *rlRun) rollout(iter, perStep, n int) ([][]int32, []align.Row, []align.P
 		}
 	}
 	t0 := time.Now()
-	rows, err := align.Sample(r.policy, ids, seeds, r.stops, c.MaxCompletionLength, decode.Sampling{Temperature: c.Temperature}, r.tok.Decode)
+	rows, err := align.Sample(r.policy, ids, seeds, r.stops, c.MaxCompletionLength, decode.Sampling{Temperature: c.Temperature, TopK: c.TopK}, r.tok.Decode)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -30,6 +30,10 @@ type PPOConfig struct {
 	Horizon        float64 `yaml:"horizon"`
 	AdapKLCtrl     bool    `yaml:"adap_kl_ctrl"`
 	WhitenAdv      bool    `yaml:"whiten_advantages"`
+	// ValueTrunkGrad: the value loss trains the policy's trunk as well as
+	// the value head (TRL's shared model); off by default, which kept the
+	// small default policy from losing exact match early on.
+	ValueTrunkGrad bool `yaml:"value_trunk_grad"`
 }
 
 // DefaultPPO is `shoggo ppo` without flags (measured; see README). Steps
@@ -252,7 +256,7 @@ func PPO(ctx context.Context, cfg PPOConfig, log io.Writer) (RLSummary, error) {
 	if cfg.AdapKLCtrl {
 		kl = &align.AdaptiveKL{Coef: cfg.InitKLCoef, Target: cfg.Target, Horizon: cfg.Horizon}
 	}
-	obj := &align.PPO{Cfg: align.PPOConfig{ClipRange: cfg.ClipRange, ClipRangeValue: cfg.ClipRangeValue, VFCoef: cfg.VFCoef}, Head: head}
+	obj := &align.PPO{Cfg: align.PPOConfig{ClipRange: cfg.ClipRange, ClipRangeValue: cfg.ClipRangeValue, VFCoef: cfg.VFCoef}, Head: head, ValueTrunkGrad: cfg.ValueTrunkGrad}
 	src := &ppoSource{r: r, cfg: &cfg, obj: obj, kl: kl}
 	r.pending = src.flush
 	opts := cfg.Options

@@ -33,6 +33,8 @@ func main() {
 	newTok := flag.Int("new", 16, "new tokens per sequence (no EOS: every row decodes all of them)")
 	promptLen := flag.Int("prompt", 12, "prompt tokens")
 	reps := flag.Int("reps", 3, "repetitions (best is reported)")
+	temp := flag.Float64("temperature", 1, "sampling temperature (0: greedy)")
+	topK := flag.Int("top-k", 0, "top-k (0: off)")
 	flag.Parse()
 	cfg, err := model.LookupPreset(*preset)
 	if err != nil {
@@ -54,7 +56,7 @@ func main() {
 		}
 		seeds[r] = uint64(r + 1)
 	}
-	opt := decode.Options{MaxNewTokens: *newTok, Sampling: decode.Sampling{Temperature: 1}, Seeds: seeds}
+	opt := decode.Options{MaxNewTokens: *newTok, Sampling: decode.Sampling{Temperature: *temp, TopK: *topK}, Seeds: seeds}
 	run := func(batched bool) (wall, cpuT time.Duration, toks int) {
 		best := time.Duration(1 << 62)
 		for k := 0; k < *reps; k++ {
@@ -87,7 +89,7 @@ func main() {
 	sw, sc, st := run(false)
 	bw, bc, bt := run(true)
 	seqTPS, batTPS := float64(st)/sw.Seconds(), float64(bt)/bw.Seconds()
-	fmt.Printf("RESULT bench=rollout preset=%s params=%d B=%d prompt=%d new=%d threads=%d sequential_tok_s=%.0f batched_tok_s=%.0f speedup=%.2f sequential_cpu_ms_per_tok=%.3f batched_cpu_ms_per_tok=%.3f\n",
-		*preset, m.NumParams(), *B, *promptLen, *newTok, runtime.GOMAXPROCS(0), seqTPS, batTPS, batTPS/seqTPS,
+	fmt.Printf("RESULT bench=rollout preset=%s params=%d B=%d prompt=%d new=%d temperature=%g top_k=%d threads=%d sequential_tok_s=%.0f batched_tok_s=%.0f speedup=%.2f sequential_cpu_ms_per_tok=%.3f batched_cpu_ms_per_tok=%.3f\n",
+		*preset, m.NumParams(), *B, *promptLen, *newTok, *temp, *topK, runtime.GOMAXPROCS(0), seqTPS, batTPS, batTPS/seqTPS,
 		float64(sc.Microseconds())/1e3/float64(st), float64(bc.Microseconds())/1e3/float64(bt))
 }

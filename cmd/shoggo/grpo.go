@@ -35,6 +35,7 @@ func rlFlags(fs *flag.FlagSet, r *recipe.RLConfig) {
 	fs.IntVar(&r.PromptsPerStep, "prompts-per-step", r.PromptsPerStep, "prompts rolled out per iteration")
 	fs.IntVar(&r.MaxCompletionLength, "max-completion-length", r.MaxCompletionLength, "tokens generated per completion")
 	fs.Float64Var(&r.Temperature, "temperature", r.Temperature, "sampling temperature of rollouts")
+	fs.IntVar(&r.TopK, "top-k", r.TopK, "rollouts sample from the k most likely tokens (0: all; sampling the whole vocabulary is slow)")
 	fs.IntVar(&r.SFTSteps, "sft-steps", r.SFTSteps, "steps of the weak SFT model made when --model is not given")
 	fs.StringVar(&r.SFTDir, "sft-dir", r.SFTDir, "where the weak SFT model is made or found")
 	fs.IntVar(&r.Steps, "steps", r.Steps, "iterations (each: rollouts, then one update)")

@@ -27,6 +27,7 @@ func runPPO(args []string) error {
 		fs.Float64Var(&r.Target, "target", r.Target, "adaptive KL controller: target KL (nats per sequence)")
 		fs.Float64Var(&r.Horizon, "horizon", r.Horizon, "adaptive KL controller: horizon")
 		fs.BoolVar(&r.AdapKLCtrl, "adap-kl-ctrl", r.AdapKLCtrl, "adapt the KL coefficient (false: fixed)")
+		fs.BoolVar(&r.ValueTrunkGrad, "value-trunk-grad", r.ValueTrunkGrad, "the value loss also trains the policy's trunk (default: the value head only)")
 		fs.BoolVar(&r.WhitenAdv, "whiten-advantages", r.WhitenAdv, "whiten advantages over each rollout batch")
 	}, &r.Threads)
 	if err != nil {
