@@ -62,8 +62,8 @@ type RLConfig struct {
 }
 
 func defaultRL(out string) RLConfig {
-	c := RLConfig{Task: "add2", TrainExamples: 4000, EvalExamples: 200, RewardFn: "exact-match",
-		PromptsPerStep: 8, MaxCompletionLength: 8, Temperature: 1, TopK: 50, SFTSteps: 160, SFTDir: "runs/rl-sft",
+	c := RLConfig{Task: "add2", TrainExamples: 4000, EvalExamples: 200, RewardFn: "exact-match,numeric:0.5",
+		PromptsPerStep: 32, MaxCompletionLength: 8, Temperature: 1, TopK: 50, SFTSteps: 240, SFTDir: "runs/rl-sft",
 		LoraAlpha: 16, LoraTargets: "q_proj,v_proj"}
 	c.Seed, c.Out, c.Accum, c.Schedule, c.Clip = 1, out, 1, "constant", 1
 	c.Beta2 = 0.99
@@ -84,7 +84,7 @@ type GRPOConfig struct {
 // DefaultGRPO is `shoggo grpo` without flags (measured; see README).
 func DefaultGRPO() GRPOConfig {
 	c := GRPOConfig{RLConfig: defaultRL("runs/grpo"), NumGenerations: 8, Beta: 0.04, Epsilon: 0.2, LossType: "dapo", ScaleRewards: true}
-	c.Steps, c.LR, c.EvalEvery = 120, 5e-4, 20
+	c.Steps, c.LR, c.Warmup, c.EvalEvery = 300, 3e-4, 10, 20
 	return c
 }
 
@@ -179,7 +179,6 @@ func WeakSFT(ctx context.Context, dir, task string, steps int, seed uint64, log 
 	c.TaskDefaults()
 	c.Preset, c.Task, c.Out, c.Seed = TaskPreset, task, dir, seed
 	c.Steps, c.EvalEvery = steps, steps
-	c.Warmup = min(c.Warmup, steps/3)
 	if _, err := SFT(ctx, c, log); err != nil {
 		return "", fmt.Errorf("weak SFT model: %w", err)
 	}

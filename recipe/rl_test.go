@@ -37,7 +37,7 @@ func tinyRL(t *testing.T, cfg *RLConfig) {
 	cfg.Preset, cfg.Tokenizer, cfg.Out = "tiny-llama", tok, t.TempDir()
 	cfg.TrainExamples, cfg.EvalExamples, cfg.MaxCompletionLength = 64, 4, 4
 	cfg.Reward = firstHalfShare
-	cfg.Schedule = "constant"
+	cfg.Schedule, cfg.Warmup = "constant", 0
 }
 
 // rewardGain reads rollouts.jsonl: mean reward of the last k iterations
