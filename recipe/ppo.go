@@ -43,7 +43,7 @@ func DefaultPPO() PPOConfig {
 		ClipRange: 0.2, ClipRangeValue: 0.2, VFCoef: 0.1, InitKLCoef: 0.2, Target: 6, Horizon: 10000,
 		AdapKLCtrl: true, WhitenAdv: true}
 	c.PromptsPerStep = 64
-	c.Steps, c.LR, c.Warmup, c.EvalEvery = 150, 5e-5, 5, 10
+	c.Steps, c.LR, c.Warmup, c.EvalEvery = 300, 5e-5, 5, 10
 	return c
 }
 
