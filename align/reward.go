@@ -57,7 +57,7 @@ func LastTokens(b *model.Batch, pad int32) []int {
 // Scores returns each row's reward from the hidden states of the last
 // Forward of m on b.
 func (h *RewardHead) Scores(m *model.Transformer, b *model.Batch) []float64 {
-	hid := m.Hidden()
+	hid := backend.ToHost(m.BE, m.Hidden())
 	C := h.W.Shape[1]
 	out := make([]float64, b.B)
 	for r, n := range LastTokens(b, h.Pad) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime"
 
 	"github.com/shoggo/shoggo/recipe"
 )
@@ -15,11 +14,8 @@ func init() {
 
 func runDPO(args []string) error {
 	r := recipe.DefaultDPO()
-	if err := alignFlags("dpo", args, &r, recipe.DPOHelp); err != nil {
+	if err := alignFlags("dpo", args, &r, recipe.DPOHelp, &r.Threads); err != nil {
 		return err
-	}
-	if r.Threads > 0 {
-		runtime.GOMAXPROCS(r.Threads)
 	}
 	res, err := recipe.DPO(context.Background(), r, os.Stderr)
 	if err != nil {

@@ -3,10 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
-	"math"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -199,7 +199,9 @@ func TestConfigSizesCheckedBeforeAllocation(t *testing.T) {
 			"merge":    func() error { return runMerge([]string{"--base", m, "--adapter", out, "--out", out + "2"}) },
 			"quantize": func() error { return runQuantize([]string{"--model", m, "--out", out}) },
 			"sft":      func() error { return runSFT([]string{"--model", m, "--out", out, "--steps", "1"}) },
-			"pretrain": func() error { return runPretrain(append([]string{"--init", m, "--out", out, "--steps", "1", "--overwrite"}, tinyPretrain...)) },
+			"pretrain": func() error {
+				return runPretrain(append([]string{"--init", m, "--out", out, "--steps", "1", "--overwrite"}, tinyPretrain...))
+			},
 		} {
 			t.Run(fmt.Sprint(tc.key, "=", tc.value, "/", name), func(t *testing.T) {
 				err := run()

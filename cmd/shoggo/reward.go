@@ -15,8 +15,9 @@ func init() {
 }
 
 // alignFlags parses args onto cfg (a recipe config whose fields carry yaml
-// keys): the recipe file first, then the flags.
-func alignFlags(name string, args []string, cfg any, help map[string]string) error {
+// keys): the recipe file first, then the flags; *threads > 0 sets the
+// thread count.
+func alignFlags(name string, args []string, cfg any, help map[string]string, threads *int) error {
 	if err := loadRecipe(args, cfg); err != nil {
 		return err
 	}
@@ -29,16 +30,16 @@ func alignFlags(name string, args []string, cfg any, help map[string]string) err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %v", fs.Args())
 	}
+	if *threads > 0 {
+		runtime.GOMAXPROCS(*threads)
+	}
 	return nil
 }
 
 func runReward(args []string) error {
 	r := recipe.DefaultReward()
-	if err := alignFlags("reward", args, &r, recipe.AlignHelp); err != nil {
+	if err := alignFlags("reward", args, &r, recipe.AlignHelp, &r.Threads); err != nil {
 		return err
-	}
-	if r.Threads > 0 {
-		runtime.GOMAXPROCS(r.Threads)
 	}
 	res, err := recipe.Reward(context.Background(), r, os.Stderr)
 	if err != nil {
