@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"time"
 
 	"github.com/shoggo/shoggo/align"
+	"github.com/shoggo/shoggo/data"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/train"
 )
@@ -148,10 +148,9 @@ func (s *ppoSource) rollout() error {
 	s.cur = iterLog{Iter: s.iter + 1, Reward: mean(rewards), ExactMatch: em / n, Length: length / n, KL: seqKL / n, KLToken: seqKL / max(toks, 1), KLCoef: s.kl.Value()}
 	r.split(&s.cur)
 	s.kl.Update(seqKL/n, len(rows))
-	rng := rand.New(rand.NewPCG(c.Seed, uint64(s.iter)+7000))
 	s.order = s.order[:0]
-	for e := 0; e < c.PPOEpochs; e++ {
-		s.order = append(s.order, rng.Perm(len(s.mbs))...)
+	for e := 0; e < c.PPOEpochs; e++ { // the one seeded shuffle, an "epoch" per pass over each batch
+		s.order = append(s.order, data.Shuffle(len(s.mbs), int64(c.Seed)+7000, s.iter*c.PPOEpochs+e)...)
 	}
 	s.pos = 0
 	s.obj.Stats = align.PPOStats{}
