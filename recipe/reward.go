@@ -74,10 +74,14 @@ type RewardConfig struct {
 }
 
 // DefaultReward is `shoggo reward` without flags: the embedded pairs on
-// the SFT model (made or found), full fine-tuning.
+// the SFT model (made or found), full fine-tuning, 1000 steps of 16 pairs
+// at lr 3e-4 (cosine), judged on 500 held-out pairs. Telling a right sum
+// from a wrong one needs the arithmetic itself: at lr 1e-3 the model's
+// features are disturbed faster than the comparison is learnt (300 steps:
+// 0.895; 1000 steps: 0.885), while 3e-4 reaches 0.97-0.98 in 1000 steps.
 func DefaultReward() RewardConfig {
 	c := RewardConfig{AlignConfig: defaultAlign("runs/reward")}
-	c.Steps, c.LR, c.EvalEvery, c.WeightDecay = 300, 1e-3, 50, 0
+	c.Steps, c.LR, c.EvalEvery, c.WeightDecay, c.EvalPairs = 1000, 3e-4, 100, 0, 500
 	return c
 }
 
