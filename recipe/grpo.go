@@ -488,14 +488,11 @@ func (s *grpoSource) Fill(micro []*model.Batch) error {
 
 // flush logs the finished iteration with its update's statistics.
 func (s *grpoSource) flush() {
-	if s.last.IsZero() {
+	l, ok := s.r.endUpdate(&s.last, s.cur)
+	if !ok {
 		return
 	}
 	st := s.obj.Stats
-	upd := time.Since(s.last).Seconds()
-	s.r.times["update"] += upd
-	l := s.cur
-	l.UpdateS = upd
 	if st.Tokens > 0 {
 		l.KLToken, l.Entropy, l.ClipFrac = st.KL/st.Tokens, st.NegLogP/st.Tokens, st.Clipped/st.Tokens
 	}
@@ -503,7 +500,20 @@ func (s *grpoSource) flush() {
 		l.KL = st.SeqKL / st.Sequences
 	}
 	s.r.logIter(l)
-	s.last = time.Time{}
+}
+
+// endUpdate closes the update phase that began at *last: it books the
+// update time, returns the iteration's log line with UpdateS set, and
+// clears *last. ok is false when no update is in progress.
+func (r *rlRun) endUpdate(last *time.Time, cur iterLog) (l iterLog, ok bool) {
+	if last.IsZero() {
+		return l, false
+	}
+	upd := time.Since(*last).Seconds()
+	r.times["update"] += upd
+	*last = time.Time{}
+	cur.UpdateS = upd
+	return cur, true
 }
 
 func (s *grpoSource) MarshalState() ([]byte, error) { return json.Marshal(s.iter) }

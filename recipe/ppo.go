@@ -161,20 +161,16 @@ func (s *ppoSource) rollout() error {
 
 // flush logs the finished iteration with its updates' statistics.
 func (s *ppoSource) flush() {
-	if s.last.IsZero() {
+	l, ok := s.r.endUpdate(&s.last, s.cur)
+	if !ok {
 		return
 	}
 	st := s.obj.Stats
-	upd := time.Since(s.last).Seconds()
-	s.r.times["update"] += upd
-	l := s.cur
-	l.UpdateS = upd
 	if st.Tokens > 0 {
 		l.Entropy, l.ClipFrac, l.ValueLoss = st.NegLogP/st.Tokens, st.PGClipped/st.Tokens, st.VFLoss/st.Tokens
 		l.ApproxKL = st.ApproxKL / st.Tokens
 	}
 	s.r.logIter(l)
-	s.last = time.Time{}
 }
 
 func (s *ppoSource) MarshalState() ([]byte, error) {
