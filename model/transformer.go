@@ -100,6 +100,7 @@ type Transformer struct {
 	fam           *FamilySpec
 	acts          *activations
 	checkpointing bool
+	precision     tensor.DType // compute precision (SetPrecision); F32 by default
 	factory       LinearFactory
 	pending       []pendingLinear
 }
