@@ -30,9 +30,13 @@ import (
 // CPU implements backend.Backend with reference kernels.
 type CPU struct {
 	mu    sync.Mutex
-	buf32 []float32 // cached scratch (cross-entropy logits), nil while lent out
-	buf64 []float64
+	buf32 [][]float32 // cached scratch buffers (logits blocks, widened activations), not the ones lent out
+	buf64 [][]float64
 }
+
+// maxCachedBufs is how many scratch buffers of each type the cache keeps
+// (an autocast call may hold a few at once: widened q, k, v and out).
+const maxCachedBufs = 6
 
 // New returns a CPU backend.
 func New() *CPU { return &CPU{} }
@@ -41,52 +45,83 @@ func New() *CPU { return &CPU{} }
 func (c *CPU) Name() string { return "cpu" }
 
 // ReleaseScratch drops the cached scratch buffers (the cross-entropy logits
-// block can be large when V is large), letting the garbage collector reclaim
-// them. The next call that needs scratch allocates afresh.
+// block can be large when V is large, and autocast calls widen 16-bit
+// activations into scratch), letting the garbage collector reclaim them.
+// The next call that needs scratch allocates afresh.
 func (c *CPU) ReleaseScratch() {
 	c.mu.Lock()
 	c.buf32, c.buf64 = nil, nil
 	c.mu.Unlock()
 }
 
-// getBuf returns a scratch slice of length n (contents undefined), taken
-// from the cache when it is large enough, otherwise newly allocated.
+// getBuf returns a scratch slice of length n (contents undefined): the
+// smallest cached buffer large enough, taken out of the cache, or a new one.
 func getBuf[T gemm.Float](c *CPU, n int) []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var z T
 	switch any(z).(type) {
 	case float32:
-		if cap(c.buf32) >= n {
-			b := c.buf32[:n]
-			c.buf32 = nil
+		if b, ok := takeBuf(&c.buf32, n); ok {
 			return any(b).([]T)
 		}
 	case float64:
-		if cap(c.buf64) >= n {
-			b := c.buf64[:n]
-			c.buf64 = nil
+		if b, ok := takeBuf(&c.buf64, n); ok {
 			return any(b).([]T)
 		}
 	}
 	return make([]T, n)
 }
 
-// putBuf returns a scratch slice to the cache, keeping the larger of it and
-// whatever the cache holds.
+func takeBuf[E any](list *[][]E, n int) ([]E, bool) {
+	best := -1
+	for i, b := range *list {
+		if cap(b) >= n && (best < 0 || cap(b) < cap((*list)[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil, false
+	}
+	b := (*list)[best]
+	l := *list
+	l[best] = l[len(l)-1]
+	l[len(l)-1] = nil
+	*list = l[:len(l)-1]
+	return b[:n], true
+}
+
+// putBuf returns a scratch slice to the cache, which keeps the
+// maxCachedBufs largest buffers.
 func putBuf[T gemm.Float](c *CPU, b []T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch b := any(b).(type) {
 	case []float32:
-		if cap(b) > cap(c.buf32) {
-			c.buf32 = b
-		}
+		keepBuf(&c.buf32, b)
 	case []float64:
-		if cap(b) > cap(c.buf64) {
-			c.buf64 = b
+		keepBuf(&c.buf64, b)
+	}
+}
+
+func keepBuf[E any](list *[][]E, b []E) {
+	if cap(b) == 0 {
+		return
+	}
+	*list = append(*list, b)
+	if len(*list) <= maxCachedBufs {
+		return
+	}
+	small := 0
+	for i, x := range *list {
+		if cap(x) < cap((*list)[small]) {
+			small = i
 		}
 	}
+	l := *list
+	l[small] = l[len(l)-1]
+	l[len(l)-1] = nil
+	*list = l[:len(l)-1]
 }
 
 // dtypeOf returns the dtype shared by the non-nil tensors, panicking if they

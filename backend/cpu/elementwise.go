@@ -10,11 +10,24 @@ import (
 )
 
 // Add computes y = a + b elementwise (equal element counts; shapes may
-// differ, e.g. (B, T, C) and (N, C)). y may alias a or b.
+// differ, e.g. (B, T, C) and (N, C)). y may alias a or b. Any of y, a, b
+// may be 16-bit (one 16-bit dtype per call, the others F32): the sum is
+// formed in float32 and rounded when y is 16-bit.
 func (c *CPU) Add(y, a, b *tensor.Tensor) {
 	const op = "Add"
 	checkNumel(op, "b", b, a.Numel(), a)
 	checkNumel(op, "y", y, a.Numel(), a)
+	if P, ok := autocastP(y, a, b); ok {
+		args := []marg{{"y", y, true}, {"a", a, true}, {"b", b, true}}
+		checkMixed(op, P, halfArgs(args...), args...)
+		forChunks(a.Numel(), grainMem, 3, func(lo, hi int, bufs [][]float32) {
+			av, bv := chunkF32(a, lo, hi, bufs[0]), chunkF32(b, lo, hi, bufs[1])
+			yv := outChunk(y, lo, hi, bufs[2])
+			vec.Add(yv, av, bv)
+			storeChunk(y, lo, hi, yv)
+		})
+		return
+	}
 	switch dtypeOf(op, y, a, b) {
 	case tensor.F32:
 		add(s32(y), s32(a), s32(b))
@@ -23,10 +36,23 @@ func (c *CPU) Add(y, a, b *tensor.Tensor) {
 	}
 }
 
-// AddInto computes dst += src (a residual gradient, say).
+// AddInto computes dst += src (a residual gradient, say). dst and/or src
+// may be 16-bit (one 16-bit dtype, the other F32): the sum is formed in
+// float32 and rounded when dst is 16-bit.
 func (c *CPU) AddInto(dst, src *tensor.Tensor) {
 	const op = "AddInto"
 	checkNumel(op, "src", src, dst.Numel(), dst)
+	if P, ok := autocastP(dst, src); ok {
+		args := []marg{{"dst", dst, true}, {"src", src, true}}
+		checkMixed(op, P, halfArgs(args...), args...)
+		forChunks(dst.Numel(), grainMem, 2, func(lo, hi int, bufs [][]float32) {
+			sv := chunkF32(src, lo, hi, bufs[0])
+			dv := chunkF32(dst, lo, hi, bufs[1])
+			vec.AddInto(dv, sv)
+			storeChunk(dst, lo, hi, dv)
+		})
+		return
+	}
 	switch dtypeOf(op, dst, src) {
 	case tensor.F32:
 		addInto(s32(dst), s32(src))
@@ -35,8 +61,18 @@ func (c *CPU) AddInto(dst, src *tensor.Tensor) {
 	}
 }
 
-// Scale computes x *= s (s rounded to x's dtype first).
+// Scale computes x *= s (s rounded to x's dtype first; a 16-bit x is
+// scaled in float32, s rounded to float32, and the product rounded back).
 func (c *CPU) Scale(x *tensor.Tensor, s float64) {
+	if isHalfDT(x.DType) {
+		s32 := float32(s)
+		forChunks(x.Numel(), grainMem, 1, func(lo, hi int, bufs [][]float32) {
+			v := chunkF32(x, lo, hi, bufs[0])
+			vec.Scale(v, s32)
+			storeChunk(x, lo, hi, v)
+		})
+		return
+	}
 	switch dtypeOf("Scale", x) {
 	case tensor.F32:
 		scale(s32(x), float32(s))
@@ -71,6 +107,10 @@ func (c *CPU) Copy(dst, src *tensor.Tensor) {
 		panic(fmt.Sprintf("cpu.Copy: cannot copy %s into %s", src, dst))
 	}
 	switch {
+	case dst.DType == tensor.F32 && isHalfDT(src.DType):
+		parWiden(dst.F32[:n], src.U16[:n], src.DType)
+	case isHalfDT(dst.DType) && src.DType == tensor.F32:
+		parRound(dst.U16[:n], src.F32[:n], dst.DType)
 	case dst.DType == tensor.F32 && src.DType == tensor.F64:
 		for i, v := range src.F64[:n] {
 			dst.F32[i] = float32(v)

@@ -11,12 +11,24 @@ import (
 // LinearForward computes y = x W^T + b. x is (N, in) (any leading shape that
 // flattens to N rows), w is (out, in), b is (out) or nil, y is (N, out).
 // w may be BF16 or F16 (a frozen weight), widened a block of rows at a time.
+//
+// A BF16/F16 x makes it an autocast call at x's dtype P (autocast.go): y
+// (F32 or P) = round_P(x round_P(W)ᵀ + round_P(b)) through gemm.GemmMixed,
+// float32 accumulation; w and b may be F32 (rounded while packing) or
+// 16-bit (a frozen weight, used as is when its dtype is P).
 func (c *CPU) LinearForward(y, x, w, b *tensor.Tensor) {
 	const op = "LinearForward"
 	N, in := rc(x)
 	out := linearOut(op, w, in)
 	checkRC(op, "y", y, N, out)
 	checkNumel(op, "b", b, out, w)
+	if P, ok := autocastP(x); ok {
+		checkMixed(op, P, "x", marg{"y", y, true})
+		checkLinearW(op, P, "w", w)
+		checkLinearW(op, P, "b", b)
+		linearForwardMixed(c, y, x, w, b, P, N, in, out)
+		return
+	}
 	if isHalf(w) { // a frozen 16-bit weight (an LM head): widened by blocks of rows
 		switch dtypeOf(op, y, x, b) {
 		case tensor.F32:
@@ -36,6 +48,11 @@ func (c *CPU) LinearForward(y, x, w, b *tensor.Tensor) {
 
 // LinearBackward accumulates dx += dy W, dw += dy^T x, db += sum_n dy[n,:].
 // Each of dx, dw, db may be nil and is then neither computed nor stored.
+//
+// A BF16/F16 x makes it an autocast call at x's dtype P: dy (F32, or P)
+// and w enter the GEMMs rounded to P, float32 accumulation; dx, dw, db are
+// F32 and accumulate the unrounded results (db the column sums of
+// round_P(dy)). A 16-bit w (frozen) allows only dx.
 func (c *CPU) LinearBackward(dx, dw, db, dy, x, w *tensor.Tensor) {
 	const op = "LinearBackward"
 	N, in := rc(x)
@@ -44,6 +61,15 @@ func (c *CPU) LinearBackward(dx, dw, db, dy, x, w *tensor.Tensor) {
 	checkRC(op, "dx", dx, N, in)
 	checkRC(op, "dw", dw, out, in)
 	checkNumel(op, "db", db, out, w)
+	if P, ok := autocastP(x); ok {
+		checkMixed(op, P, "x", marg{"dy", dy, true}, marg{"dx", dx, false}, marg{"dw", dw, false}, marg{"db", db, false})
+		checkLinearW(op, P, "w", w)
+		if isHalf(w) && (dw != nil || db != nil) {
+			halfOpPanic(op, "dw or db", w)
+		}
+		linearBackwardMixed(dx, dw, db, dy, x, w, P, N, in, out)
+		return
+	}
 	if isHalf(w) { // a frozen 16-bit weight: input gradient only
 		if dw != nil || db != nil {
 			halfOpPanic(op, "dw or db", w)
