@@ -12,7 +12,8 @@ import (
 var _ backend.Backend = (*CPU)(nil)
 
 // RoPE rotates x (B, T, H, HS) in place (see backend.Backend.RoPE); pos is
-// (B, T). The kernel is attn.RoPE.
+// (B, T). The kernel is attn.RoPE. A BF16/F16 x (an autocast call) is
+// widened into scratch, rotated in float32 and rounded back.
 func (c *CPU) RoPE(x *tensor.Tensor, pos []int32, theta float64, inverse bool) {
 	if len(x.Shape) != 4 {
 		panic(fmt.Sprintf("cpu.RoPE: %s has shape %v, want (B, T, H, HS)", label("x", x), x.Shape))
@@ -20,6 +21,13 @@ func (c *CPU) RoPE(x *tensor.Tensor, pos []int32, theta float64, inverse bool) {
 	B, T, H, HS := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	if len(pos) != B*T {
 		panic(fmt.Sprintf("cpu.RoPE: %d positions for x of shape %v, want B*T = %d", len(pos), x.Shape, B*T))
+	}
+	if isHalfDT(x.DType) {
+		xv, release := f32Of(c, x)
+		defer release()
+		attn.RoPE(xv, B, T, H, HS, pos, theta, inverse)
+		parRound(u16(x), xv, x.DType)
+		return
 	}
 	switch dtypeOf("RoPE", x) {
 	case tensor.F32:
@@ -31,9 +39,36 @@ func (c *CPU) RoPE(x *tensor.Tensor, pos []int32, theta float64, inverse bool) {
 
 // AttentionForward computes causal grouped-query attention (see
 // backend.Backend.AttentionForward). The kernel is attn.Forward.
+//
+// q, k, v and out may be BF16 or F16 (an autocast call, autocast.go): the
+// 16-bit ones are widened into scratch, the float32 kernel runs on the
+// exact values (scores, softmax and both products in float32) and out is
+// rounded when 16-bit; lse is F32.
 func (c *CPU) AttentionForward(out, lse, q, k, v *tensor.Tensor, p backend.AttnParams) {
 	const op = "AttentionForward"
 	checkAttn(op, p, out, lse, q, k, v, nil, nil, nil, nil)
+	if P, ok := autocastP(q, k, v, out); ok {
+		args := []marg{{"out", out, true}, {"lse", lse, false}, {"q", q, true}, {"k", k, true}, {"v", v, true}}
+		checkMixed(op, P, halfArgs(args...), args...)
+		qv, rq := f32Of(c, q)
+		defer rq()
+		kv, rk := f32Of(c, k)
+		defer rk()
+		vv, rv := f32Of(c, v)
+		defer rv()
+		var ov []float32
+		if isHalfDT(out.DType) {
+			ov = getBuf[float32](c, out.Numel())
+			defer putBuf(c, ov)
+		} else {
+			ov = s32(out)
+		}
+		attn.Forward(ov, s32(lse), qv, kv, vv, p)
+		if isHalfDT(out.DType) {
+			parRound(u16(out), ov, out.DType)
+		}
+		return
+	}
 	switch dtypeOf(op, out, lse, q, k, v) {
 	case tensor.F32:
 		attn.Forward(s32(out), s32(lse), s32(q), s32(k), s32(v), p)
@@ -43,10 +78,30 @@ func (c *CPU) AttentionForward(out, lse, q, k, v *tensor.Tensor, p backend.AttnP
 }
 
 // AttentionBackward accumulates dq, dk, dv (each may be nil). The kernel is
-// attn.Backward.
+// attn.Backward. q, k, v and out may be BF16 or F16 (an autocast call):
+// they are widened into scratch and the float32 kernel runs; dq, dk, dv,
+// dout and lse are F32.
 func (c *CPU) AttentionBackward(dq, dk, dv, dout, q, k, v, out, lse *tensor.Tensor, p backend.AttnParams) {
 	const op = "AttentionBackward"
 	checkAttn(op, p, out, lse, q, k, v, dq, dk, dv, dout)
+	if P, ok := autocastP(q, k, v, out); ok {
+		args := []marg{{"dq", dq, false}, {"dk", dk, false}, {"dv", dv, false}, {"dout", dout, false},
+			{"q", q, true}, {"k", k, true}, {"v", v, true}, {"out", out, true}, {"lse", lse, false}}
+		checkMixed(op, P, halfArgs(args...), args...)
+		if dq == nil && dk == nil && dv == nil {
+			return
+		}
+		qv, rq := f32Of(c, q)
+		defer rq()
+		kv, rk := f32Of(c, k)
+		defer rk()
+		vv, rv := f32Of(c, v)
+		defer rv()
+		ov, ro := f32Of(c, out)
+		defer ro()
+		attn.Backward(s32(dq), s32(dk), s32(dv), s32(dout), qv, kv, vv, ov, s32(lse), p)
+		return
+	}
 	switch dtypeOf(op, dq, dk, dv, dout, q, k, v, out, lse) {
 	case tensor.F32:
 		attn.Backward(s32(dq), s32(dk), s32(dv), s32(dout), s32(q), s32(k), s32(v), s32(out), s32(lse), p)

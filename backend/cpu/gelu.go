@@ -17,9 +17,23 @@ const (
 // GELUForward computes y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))),
 // the tanh approximation GPT-2 uses (Hugging Face "gelu_new",
 // torch gelu(approximate="tanh")). y may alias x.
+//
+// x and/or y may be BF16 or F16 (an autocast call, autocast.go): computed in
+// float32 (the F32 kernel) on the widened x, y rounded when 16-bit.
 func (c *CPU) GELUForward(y, x *tensor.Tensor) {
 	const op = "GELUForward"
 	checkNumel(op, "y", y, x.Numel(), x)
+	if P, ok := autocastP(x, y); ok {
+		args := []marg{{"y", y, true}, {"x", x, true}}
+		checkMixed(op, P, halfArgs(args...), args...)
+		forChunks(x.Numel(), grainExp, 2, func(lo, hi int, bufs [][]float32) {
+			xv := chunkF32(x, lo, hi, bufs[0])
+			yv := outChunk(y, lo, hi, bufs[1])
+			vec.GELU(yv, xv)
+			storeChunk(y, lo, hi, yv)
+		})
+		return
+	}
 	switch dtypeOf(op, y, x) {
 	case tensor.F32:
 		geluForward(s32(y), s32(x))
@@ -28,7 +42,8 @@ func (c *CPU) GELUForward(y, x *tensor.Tensor) {
 	}
 }
 
-// GELUBackward accumulates dx += dy * gelu'(x). A nil dx does nothing.
+// GELUBackward accumulates dx += dy * gelu'(x). A nil dx does nothing. x
+// may be BF16 or F16 (widened; dx and dy are F32).
 func (c *CPU) GELUBackward(dx, dy, x *tensor.Tensor) {
 	const op = "GELUBackward"
 	if dx == nil {
@@ -36,6 +51,14 @@ func (c *CPU) GELUBackward(dx, dy, x *tensor.Tensor) {
 	}
 	checkNumel(op, "dx", dx, x.Numel(), x)
 	checkNumel(op, "dy", dy, x.Numel(), x)
+	if P, ok := autocastP(x); ok {
+		checkMixed(op, P, "x", marg{"dx", dx, false}, marg{"dy", dy, false})
+		dx32, dy32 := s32(dx), s32(dy)
+		forChunks(x.Numel(), grainExp, 1, func(lo, hi int, bufs [][]float32) {
+			vec.GELUBackward(dx32[lo:hi], dy32[lo:hi], chunkF32(x, lo, hi, bufs[0]))
+		})
+		return
+	}
 	switch dtypeOf(op, dx, dy, x) {
 	case tensor.F32:
 		geluBackward(s32(dx), s32(dy), s32(x))

@@ -14,6 +14,10 @@ import (
 // y = (x - mean) * rstd * w + b with rstd = 1/sqrt(var + eps). It saves mean
 // and rstd (N elements each) for the backward pass. b may be nil. Row
 // statistics are accumulated in float64 whatever the dtype.
+//
+// x and/or y may be BF16 or F16 (an autocast call, autocast.go): the row is
+// normalized in float32 from the widened x (statistics in float64, as for
+// F32) and y rounded when 16-bit; mean, rstd, w and b are F32.
 func (c *CPU) LayerNormForward(y, mean, rstd, x, w, b *tensor.Tensor, eps float64) {
 	const op = "LayerNormForward"
 	N, C := rc(x)
@@ -22,6 +26,14 @@ func (c *CPU) LayerNormForward(y, mean, rstd, x, w, b *tensor.Tensor, eps float6
 	checkNumel(op, "rstd", rstd, N, x)
 	checkNumel(op, "w", w, C, x)
 	checkNumel(op, "b", b, C, x)
+	if P, ok := autocastP(x, y); ok {
+		args := []marg{{"y", y, true}, {"mean", mean, false}, {"rstd", rstd, false}, {"x", x, true}, {"w", w, false}, {"b", b, false}}
+		checkMixed(op, P, halfArgs(args...), args...)
+		normForwardMixed(y, x, N, C, func(yr, xr []float32, n int) {
+			layerNormRow(yr, &mean.F32[n], &rstd.F32[n], xr, s32(w), s32(b), eps)
+		})
+		return
+	}
 	switch dtypeOf(op, y, mean, rstd, x, w, b) {
 	case tensor.F32:
 		layerNormForward(s32(y), s32(mean), s32(rstd), s32(x), s32(w), s32(b), N, C, eps)
@@ -31,7 +43,9 @@ func (c *CPU) LayerNormForward(y, mean, rstd, x, w, b *tensor.Tensor, eps float6
 }
 
 // LayerNormBackward accumulates dx, dw and db (each may be nil) from dy,
-// using the mean and rstd saved by LayerNormForward.
+// using the mean and rstd saved by LayerNormForward. x may be BF16 or F16:
+// it is widened into scratch and the float32 kernel runs; the other
+// tensors are F32.
 func (c *CPU) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor) {
 	const op = "LayerNormBackward"
 	N, C := rc(x)
@@ -42,6 +56,17 @@ func (c *CPU) LayerNormBackward(dx, dw, db, dy, x, w, mean, rstd *tensor.Tensor)
 	checkNumel(op, "db", db, C, x)
 	checkNumel(op, "mean", mean, N, x)
 	checkNumel(op, "rstd", rstd, N, x)
+	if P, ok := autocastP(x); ok {
+		checkMixed(op, P, "x", marg{"dx", dx, false}, marg{"dw", dw, false}, marg{"db", db, false}, marg{"dy", dy, false},
+			marg{"w", w, false}, marg{"mean", mean, false}, marg{"rstd", rstd, false})
+		if dx == nil && dw == nil && db == nil {
+			return
+		}
+		xv, release := f32Of(c, x)
+		defer release()
+		layerNormBackward(s32(dx), s32(dw), s32(db), s32(dy), xv, s32(w), s32(mean), s32(rstd), N, C)
+		return
+	}
 	switch dtypeOf(op, dx, dw, db, dy, x, w, mean, rstd) {
 	case tensor.F32:
 		layerNormBackward(s32(dx), s32(dw), s32(db), s32(dy), s32(x), s32(w), s32(mean), s32(rstd), N, C)
@@ -186,4 +211,22 @@ func accumRow[T gemm.Float](acc []float64, row []T) {
 	for j, v := range row {
 		acc[j] += float64(v)
 	}
+}
+
+// normForwardMixed runs a float32 row kernel over the rows of x into y,
+// either of them 16-bit: each row of x is widened into a row buffer and a
+// 16-bit y row rounded from one. Rows run in parallel.
+func normForwardMixed(y, x *tensor.Tensor, N, C int, row func(yr, xr []float32, n int)) {
+	if C == 0 {
+		return
+	}
+	parallel.For(N, rowGrain(C), func(lo, hi int) {
+		xb, yb := make([]float32, C), make([]float32, C)
+		for n := lo; n < hi; n++ {
+			xr := chunkF32(x, n*C, n*C+C, xb)
+			yr := outChunk(y, n*C, n*C+C, yb)
+			row(yr, xr, n)
+			storeChunk(y, n*C, n*C+C, yr)
+		}
+	})
 }

@@ -11,12 +11,24 @@ import (
 // RMSNormForward computes y = x * rstd * w over the last dim of x (N, C),
 // with rstd = 1/sqrt(mean(x^2) + eps) (as Llama/Qwen2 RMSNorm), saving rstd
 // (N). The statistic is accumulated in float64 whatever the dtype.
+//
+// x and/or y may be BF16 or F16 (an autocast call, autocast.go): the row is
+// normalized in float32 from the widened x (statistic in float64, as for
+// F32) and y rounded when 16-bit; rstd and w are F32.
 func (c *CPU) RMSNormForward(y, rstd, x, w *tensor.Tensor, eps float64) {
 	const op = "RMSNormForward"
 	N, C := rc(x)
 	checkRC(op, "y", y, N, C)
 	checkNumel(op, "rstd", rstd, N, x)
 	checkNumel(op, "w", w, C, x)
+	if P, ok := autocastP(x, y); ok {
+		args := []marg{{"y", y, true}, {"rstd", rstd, false}, {"x", x, true}, {"w", w, false}}
+		checkMixed(op, P, halfArgs(args...), args...)
+		normForwardMixed(y, x, N, C, func(yr, xr []float32, n int) {
+			rmsNormRow(yr, &rstd.F32[n], xr, s32(w), eps)
+		})
+		return
+	}
 	switch dtypeOf(op, y, rstd, x, w) {
 	case tensor.F32:
 		rmsNormForward(s32(y), s32(rstd), s32(x), s32(w), N, C, eps)
@@ -26,7 +38,9 @@ func (c *CPU) RMSNormForward(y, rstd, x, w *tensor.Tensor, eps float64) {
 }
 
 // RMSNormBackward accumulates dx and dw (either may be nil) from dy, using
-// the rstd saved by RMSNormForward.
+// the rstd saved by RMSNormForward. x may be BF16 or F16 (QK norm on
+// 16-bit projections): it is widened into scratch and the float32 kernel
+// runs; dx, dw, dy, w, rstd are F32.
 func (c *CPU) RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor) {
 	const op = "RMSNormBackward"
 	N, C := rc(x)
@@ -35,6 +49,16 @@ func (c *CPU) RMSNormBackward(dx, dw, dy, x, w, rstd *tensor.Tensor) {
 	checkNumel(op, "w", w, C, x)
 	checkNumel(op, "dw", dw, C, x)
 	checkNumel(op, "rstd", rstd, N, x)
+	if P, ok := autocastP(x); ok {
+		checkMixed(op, P, "x", marg{"dx", dx, false}, marg{"dw", dw, false}, marg{"dy", dy, false}, marg{"w", w, false}, marg{"rstd", rstd, false})
+		if dx == nil && dw == nil {
+			return
+		}
+		xv, release := f32Of(c, x)
+		defer release()
+		rmsNormBackward(s32(dx), s32(dw), s32(dy), xv, s32(w), s32(rstd), N, C)
+		return
+	}
 	switch dtypeOf(op, dx, dw, dy, x, w, rstd) {
 	case tensor.F32:
 		rmsNormBackward(s32(dx), s32(dw), s32(dy), s32(x), s32(w), s32(rstd), N, C)
@@ -49,19 +73,23 @@ func rmsNormForward[T gemm.Float](y, rstd, x, w []T, N, C int, eps float64) {
 	}
 	parallel.For(N, rowGrain(C), func(lo, hi int) {
 		for n := lo; n < hi; n++ {
-			xr := x[n*C : n*C+C]
-			yr := y[n*C : n*C+C]
-			var ss float64
-			for _, v := range xr {
-				ss += float64(v) * float64(v)
-			}
-			r := 1 / math.Sqrt(ss/float64(C)+eps)
-			rstd[n] = T(r)
-			for j, v := range xr {
-				yr[j] = T(float64(v) * r * float64(w[j]))
-			}
+			rmsNormRow(y[n*C:n*C+C], &rstd[n], x[n*C:n*C+C], w, eps)
 		}
 	})
+}
+
+// rmsNormRow normalizes one row xr into yr, setting *rstd.
+func rmsNormRow[T gemm.Float](yr []T, rstd *T, xr, w []T, eps float64) {
+	C := len(xr)
+	var ss float64
+	for _, v := range xr {
+		ss += float64(v) * float64(v)
+	}
+	r := 1 / math.Sqrt(ss/float64(C)+eps)
+	*rstd = T(r)
+	for j, v := range xr {
+		yr[j] = T(float64(v) * r * float64(w[j]))
+	}
 }
 
 // rmsNormBackward: with xhat = x * rstd and g = dy * w,
