@@ -30,6 +30,12 @@ import (
 // w may be BF16 or F16 (a frozen LM head) when dw is nil: blocks of its
 // rows are widened into a scratch buffer for each GEMM (see halfw.go).
 //
+// A BF16/F16 h makes it an autocast call at h's dtype P (autocast.go,
+// headRowsMixed): logits = round_P(h round_P(W)ᵀ) through gemm.GemmMixed,
+// softmax and loss in float32 on the rounded logits, and the logits'
+// gradient rounded to P as the operand of the dh and dw GEMMs; dh and dw
+// are F32, w the F32 master or a 16-bit table.
+//
 // The logits block is cached on c between calls (see ReleaseScratch).
 func (c *CPU) CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, gradScale float64, dh, dw *tensor.Tensor) (lossSum float64, count int, err error) {
 	const op = "CrossEntropy"
@@ -51,8 +57,10 @@ func (c *CPU) CrossEntropy(h, w *tensor.Tensor, targets []int32, chunkRows int, 
 type headOp struct {
 	N, C, V int
 	targets []int32
-	wh      *halfW // non-nil for a 16-bit w
+	wh      *halfW // non-nil for a 16-bit w (not in an autocast call)
 	dt      tensor.DType
+	mixed   bool         // an autocast call (a 16-bit h)
+	P       tensor.DType // its precision
 }
 
 // headArgs checks the shapes and dtypes of an LM-head op (panicking on
@@ -73,7 +81,16 @@ func headArgs(op string, h, w *tensor.Tensor, targets []int32, chunkRows int, dh
 		panic(fmt.Sprintf("cpu.%s: chunkRows = %d, want >= 1", op, chunkRows))
 	}
 	a := headOp{N: N, C: C, V: V, targets: targets}
-	if isHalf(w) {
+	if P, ok := autocastP(h); ok {
+		// An autocast call: h (the final norm's 16-bit output) sets P; w
+		// is the F32 master or a 16-bit table, the gradients are F32.
+		checkMixed(op, P, "h", marg{"dh", dh, false}, marg{"dw", dw, false})
+		checkLinearW(op, P, "w", w)
+		if isHalf(w) && dw != nil {
+			halfOpPanic(op, "a weight gradient dw", w)
+		}
+		a.dt, a.P, a.mixed = tensor.F32, P, true
+	} else if isHalf(w) {
 		if dw != nil {
 			halfOpPanic(op, "a weight gradient dw", w)
 		}
@@ -92,6 +109,9 @@ func headArgs(op string, h, w *tensor.Tensor, targets []int32, chunkRows int, dh
 
 // run dispatches headRows on the dtype; see headRows for the arguments.
 func (a *headOp) run(c *CPU, h, w *tensor.Tensor, counted []int, chunkRows int, gradScale float64, rowScale []float64, dh, dw *tensor.Tensor, rowLoss []float64) float64 {
+	if a.mixed {
+		return headRowsMixed(c, a, h, w, counted, chunkRows, gradScale, rowScale, s32(dh), s32(dw), rowLoss)
+	}
 	switch a.dt {
 	case tensor.F32:
 		var w32 []float32
