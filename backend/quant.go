@@ -45,6 +45,14 @@ type QuantWeight struct {
 	Zeros     *tensor.Tensor
 	GroupSize int
 
+	// Compute is the compute dtype of the layer's matmuls, bitsandbytes'
+	// bnb_4bit_compute_dtype: F32 (the zero value), BF16 or F16. Under
+	// mixed precision (BF16/F16) QuantLinearBackward rounds dy and the
+	// dequantized weight to it; QuantLinearForward takes its precision
+	// from x's dtype (a 16-bit x: an autocast call). quant.Linear's
+	// SetComputeDType sets it.
+	Compute tensor.DType
+
 	mu       sync.Mutex
 	prepared map[any]any
 }
@@ -70,8 +78,12 @@ func (w *QuantWeight) Prepared(key any, build func() any) any {
 // weight dequantized on the fly (a full fp32 copy of it never exists).
 type QuantOps interface {
 	// QuantLinearForward: y = x Wᵀ + b, x (N, In), y (N, Out), b (Out) or
-	// nil, all F32; y is overwritten.
+	// nil, all F32; y is overwritten. A BF16/F16 x makes it an autocast
+	// call at x's dtype P: y (F32 or P) = round_P(x round_P(W)ᵀ +
+	// round_P(b)), float32 accumulation.
 	QuantLinearForward(y, x *tensor.Tensor, w *QuantWeight, b *tensor.Tensor)
 	// QuantLinearBackward accumulates dx += dy W (the weight is frozen).
+	// dx and dy are F32; with w.Compute BF16 or F16, dy and W enter the
+	// product rounded to it (float32 accumulation).
 	QuantLinearBackward(dx, dy *tensor.Tensor, w *QuantWeight)
 }

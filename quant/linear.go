@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/shoggo/shoggo/backend"
+	"github.com/shoggo/shoggo/backend/cpu/gemm"
 	"github.com/shoggo/shoggo/internal/parallel"
 	"github.com/shoggo/shoggo/nn"
 	"github.com/shoggo/shoggo/tensor"
@@ -79,9 +80,10 @@ type Linear struct {
 	// (HostForward, HostBackward) directly, as the CPU backend does.
 	BE backend.Backend
 
-	once sync.Once
-	bw   *backend.QuantWeight
-	bb   *tensor.Tensor
+	once    sync.Once
+	bw      *backend.QuantWeight
+	bb      *tensor.Tensor
+	compute tensor.DType // SetComputeDType
 }
 
 var _ nn.Layer = (*Linear)(nil)
@@ -205,10 +207,37 @@ func panelSize(count, width int) int {
 	return min(p, max(count, 1))
 }
 
-// checkShapes panics unless a is (N, aw) and b (N, bw), both F32.
+// SetComputeDType sets the compute dtype of the layer's matmuls,
+// bitsandbytes' bnb_4bit_compute_dtype: tensor.F32 (the default), BF16 or
+// F16. It becomes the backend weight's Compute (backend.QuantWeight):
+// Backward rounds dy and the dequantized weight to it, with float32
+// accumulation. Forward takes its precision from x: a 16-bit x (mixed
+// precision, model.SetPrecision) is an autocast call at x's dtype. Call it
+// between passes, not concurrently with Forward or Backward.
+func (l *Linear) SetComputeDType(dt tensor.DType) {
+	switch dt {
+	case tensor.F32, tensor.BF16, tensor.F16:
+	default:
+		panic(fmt.Sprintf("quant.Linear.SetComputeDType %s: %v, want F32, BF16 or F16", l.Name, dt))
+	}
+	l.compute = dt
+	if l.bw != nil {
+		l.bw.Compute = dt
+	}
+}
+
+// ComputeDType returns the dtype set by SetComputeDType (F32 by default).
+func (l *Linear) ComputeDType() tensor.DType { return l.compute }
+
+func isHalf(t *tensor.Tensor) bool { return t.DType == tensor.BF16 || t.DType == tensor.F16 }
+
+// checkShapes panics unless a is (N, aw) and b (N, bw), each F32, BF16 or
+// F16 (the backend checks which combinations it takes).
 func (l *Linear) checkShapes(op string, a, b *tensor.Tensor, aw, bw int) {
-	if a.DType != tensor.F32 || b.DType != tensor.F32 {
-		panic(fmt.Sprintf("quant.Linear.%s %s: tensors must be F32, got %v and %v", op, l.Name, a, b))
+	for _, t := range []*tensor.Tensor{a, b} {
+		if t.DType != tensor.F32 && !isHalf(t) {
+			panic(fmt.Sprintf("quant.Linear.%s %s: tensors must be F32, BF16 or F16, got %v and %v", op, l.Name, a, b))
+		}
 	}
 	n, ac := a.Rows()
 	bn, bc := b.Rows()
@@ -217,20 +246,34 @@ func (l *Linear) checkShapes(op string, a, b *tensor.Tensor, aw, bw int) {
 	}
 }
 
-func (l *Linear) check(op string, a, b *tensor.Tensor, aw, bw int) int {
-	if a.DType != tensor.F32 || b.DType != tensor.F32 {
-		panic(fmt.Sprintf("quant.Linear.%s %s: tensors must be F32, got %v and %v", op, l.Name, a, b))
+// check is checkShapes for the host kernels: also that the host storage
+// holds the elements, and that a, b are F32 (or, where half is true for
+// it, 16-bit).
+func (l *Linear) check(op string, a, b *tensor.Tensor, aw, bw int, halfA, halfB bool) int {
+	ok := func(t *tensor.Tensor, half bool) bool {
+		return t.DType == tensor.F32 || half && isHalf(t)
+	}
+	if !ok(a, halfA) || !ok(b, halfB) {
+		panic(fmt.Sprintf("quant.Linear.%s %s: tensors must be F32 (or 16-bit activations), got %v and %v", op, l.Name, a, b))
 	}
 	n, ac := a.Rows()
 	bn, bc := b.Rows()
-	if ac != aw || bc != bw || bn != n || len(a.F32) != n*aw || len(b.F32) != n*bw {
+	if ac != aw || bc != bw || bn != n || hostLen(a) != n*aw || hostLen(b) != n*bw {
 		panic(fmt.Sprintf("quant.Linear.%s %s: shapes %v and %v, want (N, %d) and (N, %d)", op, l.Name, a.Shape, b.Shape, aw, bw))
 	}
 	return n
 }
 
+func hostLen(t *tensor.Tensor) int {
+	if isHalf(t) {
+		return len(t.U16)
+	}
+	return len(t.F32)
+}
+
 // Forward computes y = x W^T + b; x is (N, in) (any leading shape), y is
-// (N, out), both F32. y is overwritten.
+// (N, out), both F32; y is overwritten. A BF16/F16 x is an autocast call
+// (y F32 or x's dtype, rounded to it; see HostForwardMixed).
 func (l *Linear) Forward(y, x *tensor.Tensor) {
 	out, in := l.W.Dims()
 	if l.BE != nil {
@@ -239,16 +282,34 @@ func (l *Linear) Forward(y, x *tensor.Tensor) {
 		l.BE.QuantLinearForward(y, x, bw, bb)
 		return
 	}
-	N := l.check("Forward", x, y, in, out)
+	N := l.check("Forward", x, y, in, out, true, true)
 	var bias []float32
 	if l.B != nil {
 		bias = l.B.F32
+	}
+	if isHalf(x) {
+		p := x.DType
+		if y.DType != tensor.F32 && y.DType != p {
+			panic(fmt.Sprintf("quant.Linear.Forward %s: y is %v, want F32 or %v (x's dtype)", l.Name, y.DType, p))
+		}
+		X := gemm.HalfOp(x.U16[:N*in], p, p)
+		if y.DType == tensor.F32 {
+			HostForwardMixed(y.F32[:N*out], nil, X, bias, N, l.W, p)
+		} else {
+			HostForwardMixed(nil, y.U16[:N*out], X, bias, N, l.W, p)
+		}
+		return
+	}
+	if y.DType != tensor.F32 {
+		panic(fmt.Sprintf("quant.Linear.Forward %s: y is %v with an F32 x", l.Name, y.DType))
 	}
 	HostForward(y.F32, x.F32, bias, N, l.W)
 }
 
 // Backward accumulates the input gradient dx += dy W (dx nil: nothing to
-// do). The weight and bias are frozen, so no parameter gradient exists.
+// do); dx and dy are F32, x (unused) may be 16-bit. With a compute dtype
+// set (SetComputeDType BF16/F16), dy and W enter rounded to it. The weight
+// and bias are frozen, so no parameter gradient exists.
 func (l *Linear) Backward(dx, dy, x *tensor.Tensor) {
 	if dx == nil {
 		return
@@ -263,9 +324,13 @@ func (l *Linear) Backward(dx, dy, x *tensor.Tensor) {
 		l.BE.QuantLinearBackward(dx, dy, bw)
 		return
 	}
-	N := l.check("Backward", dx, dy, in, out)
+	N := l.check("Backward", dx, dy, in, out, false, false)
 	if x != nil {
-		l.check("Backward", x, dy, in, out)
+		l.check("Backward", x, dy, in, out, true, false)
+	}
+	if l.compute != tensor.F32 {
+		HostBackwardMixed(dx.F32, gemm.F32Op(dy.F32[:N*out], l.compute), N, l.W, l.compute)
+		return
 	}
 	HostBackward(dx.F32, dy.F32, N, l.W)
 }
@@ -280,6 +345,7 @@ func (l *Linear) backendWeight() (*backend.QuantWeight, *tensor.Tensor) {
 				*p = l.BE.Adopt(*p)
 			}
 		}
+		q.Compute = l.compute
 		l.bw = q
 		if l.B != nil {
 			l.bb = l.BE.Adopt(l.B)

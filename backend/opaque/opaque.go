@@ -146,14 +146,18 @@ func (o *Backend) DropoutBackward(dx, dy, mask *tensor.Tensor, scale float64) {
 
 // Quantized matmul.
 
-// opaqueKey keys this backend's host view of a QuantWeight.
-type opaqueKey struct{ o *Backend }
+// opaqueKey keys this backend's host view of a QuantWeight (one per
+// compute dtype, which the host view carries).
+type opaqueKey struct {
+	o       *Backend
+	compute tensor.DType
+}
 
 // hostQuant runs the CPU backend's hostQuant on host views of the operands.
 func (o *Backend) hostQuant(w *backend.QuantWeight) *backend.QuantWeight {
-	return w.Prepared(opaqueKey{o}, func() any {
+	return w.Prepared(opaqueKey{o, w.Compute}, func() any {
 		return &backend.QuantWeight{
-			Format: w.Format, Out: w.Out, In: w.In,
+			Format: w.Format, Out: w.Out, In: w.In, Compute: w.Compute,
 			Packed:    h(w.Packed),
 			BlockSize: w.BlockSize, Absmax: h(w.Absmax), QAbsmax: h(w.QAbsmax), Absmax2: h(w.Absmax2),
 			NestedCode: h(w.NestedCode), Offset: w.Offset, NestedBlockSize: w.NestedBlockSize,

@@ -243,3 +243,148 @@ func TestOpaqueQuantLinear(t *testing.T) {
 		}
 	}
 }
+
+// sameVals fails unless the opaque tensor got holds want's values bit for
+// bit (any float dtype).
+func sameVals(t *testing.T, o *Backend, what string, want, got *tensor.Tensor) {
+	t.Helper()
+	if want.DType != got.DType {
+		t.Fatalf("%s: dtype %v on the opaque backend, %v on the CPU", what, got.DType, want.DType)
+	}
+	g := tensor.New(got.DType, got.Shape...)
+	o.Download(g, got)
+	for i := range want.Numel() {
+		a, b := want.At(i), g.At(i)
+		if math.Float64bits(a) != math.Float64bits(b) {
+			t.Fatalf("%s[%d] = %v on the opaque backend, %v on the CPU", what, i, b, a)
+		}
+	}
+}
+
+// half returns a random host tensor of dtype dt (values rounded).
+func half(rng *rand.Rand, dt tensor.DType, shape ...int) *tensor.Tensor {
+	x, err := tensor.Convert(randT(rng, shape...), dt)
+	if err != nil {
+		panic(err)
+	}
+	return x
+}
+
+// TestOpaqueAutocast: autocast calls (16-bit activations) on opaque
+// storage give the CPU backend's bits: linear forward/backward, layer
+// norm into a 16-bit y, attention, cross-entropy on a 16-bit h, mixed
+// Add, dropout, and the quantized linear at a compute dtype.
+func TestOpaqueAutocast(t *testing.T) {
+	o := New()
+	c := cpu.New()
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, P := range []tensor.DType{tensor.BF16, tensor.F16} {
+		const N, in, out = 9, 12, 7
+		xc, xo := upload(o, half(rng, P, N, in))
+		wc, wo := upload(o, randT(rng, out, in))
+		bc, bo := upload(o, randT(rng, out))
+		yc, yo := c.Alloc(P, N, out), o.Alloc(P, N, out)
+		c.LinearForward(yc, xc, wc, bc)
+		o.LinearForward(yo, xo, wo, bo)
+		sameVals(t, o, P.String()+" LinearForward", yc, yo)
+		y32c, y32o := c.Alloc(tensor.F32, N, out), o.Alloc(tensor.F32, N, out)
+		c.LinearForward(y32c, xc, wc, bc)
+		o.LinearForward(y32o, xo, wo, bo)
+		sameVals(t, o, P.String()+" LinearForward into F32", y32c, y32o)
+
+		dyc, dyo := upload(o, randT(rng, N, out))
+		dxc, dxo := c.Alloc(tensor.F32, N, in), o.Alloc(tensor.F32, N, in)
+		dwc, dwo := c.Alloc(tensor.F32, out, in), o.Alloc(tensor.F32, out, in)
+		dbc, dbo := c.Alloc(tensor.F32, out), o.Alloc(tensor.F32, out)
+		c.LinearBackward(dxc, dwc, dbc, dyc, xc, wc)
+		o.LinearBackward(dxo, dwo, dbo, dyo, xo, wo)
+		sameVals(t, o, P.String()+" LinearBackward dx", dxc, dxo)
+		sameVals(t, o, P.String()+" LinearBackward dw", dwc, dwo)
+		sameVals(t, o, P.String()+" LinearBackward db", dbc, dbo)
+
+		rc, ro := upload(o, randT(rng, N, in))
+		gc, gO := upload(o, randT(rng, in))
+		lnc, lno := c.Alloc(P, N, in), o.Alloc(P, N, in)
+		mc, mo := c.Alloc(tensor.F32, N), o.Alloc(tensor.F32, N)
+		sc, so := c.Alloc(tensor.F32, N), o.Alloc(tensor.F32, N)
+		c.LayerNormForward(lnc, mc, sc, rc, gc, nil, 1e-5)
+		o.LayerNormForward(lno, mo, so, ro, gO, nil, 1e-5)
+		sameVals(t, o, P.String()+" LayerNormForward", lnc, lno)
+
+		ac, ao := c.Alloc(tensor.F32, N, in), o.Alloc(tensor.F32, N, in)
+		c.Add(ac, rc, xc)
+		o.Add(ao, ro, xo)
+		sameVals(t, o, P.String()+" Add", ac, ao)
+
+		mask := tensor.New(tensor.U8, (N*in+7)/8)
+		for i := range mask.Bytes {
+			mask.Bytes[i] = byte(rng.IntN(256))
+		}
+		mkc, mko := upload(o, mask)
+		ddc, ddo := c.Alloc(P, N, in), o.Alloc(P, N, in)
+		c.DropoutForward(ddc, xc, mkc, 1.25)
+		o.DropoutForward(ddo, xo, mko, 1.25)
+		sameVals(t, o, P.String()+" DropoutForward", ddc, ddo)
+
+		p := backend.AttnParams{B: 2, T: 5, NH: 2, KVH: 1, HS: 4}
+		qc, qo := upload(o, half(rng, P, 2, 5, 2, 4))
+		kc, ko := upload(o, half(rng, P, 2, 5, 1, 4))
+		vc, vo := upload(o, half(rng, P, 2, 5, 1, 4))
+		oc, oo := c.Alloc(P, 2, 5, 2, 4), o.Alloc(P, 2, 5, 2, 4)
+		lc, lo := c.Alloc(tensor.F32, 2*2*5), o.Alloc(tensor.F32, 2*2*5)
+		c.AttentionForward(oc, lc, qc, kc, vc, p)
+		o.AttentionForward(oo, lo, qo, ko, vo, p)
+		sameVals(t, o, P.String()+" AttentionForward", oc, oo)
+		doc, doo := upload(o, randT(rng, 2, 5, 2, 4))
+		dqc, dqo := c.Alloc(tensor.F32, 2, 5, 2, 4), o.Alloc(tensor.F32, 2, 5, 2, 4)
+		dkc, dko := c.Alloc(tensor.F32, 2, 5, 1, 4), o.Alloc(tensor.F32, 2, 5, 1, 4)
+		c.AttentionBackward(dqc, dkc, nil, doc, qc, kc, vc, oc, lc, p)
+		o.AttentionBackward(dqo, dko, nil, doo, qo, ko, vo, oo, lo, p)
+		sameVals(t, o, P.String()+" AttentionBackward dq", dqc, dqo)
+		sameVals(t, o, P.String()+" AttentionBackward dk", dkc, dko)
+
+		const V = 11
+		hc, ho := upload(o, half(rng, P, N, in))
+		ec, eo := upload(o, randT(rng, V, in))
+		targets := make([]int32, N)
+		for i := range targets {
+			targets[i] = int32(rng.IntN(V))
+		}
+		dhc, dho := c.Alloc(tensor.F32, N, in), o.Alloc(tensor.F32, N, in)
+		dec, deo := c.Alloc(tensor.F32, V, in), o.Alloc(tensor.F32, V, in)
+		lossC, _, err1 := c.CrossEntropy(hc, ec, targets, 4, 0.1, dhc, dec)
+		lossO, _, err2 := o.CrossEntropy(ho, eo, targets, 4, 0.1, dho, deo)
+		if err1 != nil || err2 != nil || math.Float64bits(lossC) != math.Float64bits(lossO) {
+			t.Fatalf("%v CrossEntropy: %v (%v) on the opaque backend, %v (%v) on the CPU", P, lossO, err2, lossC, err1)
+		}
+		sameVals(t, o, P.String()+" CrossEntropy dh", dhc, dho)
+		sameVals(t, o, P.String()+" CrossEntropy dw", dec, deo)
+
+		ql, err := quant.QuantizeLinear(randT(rng, out, in), nil, quant.NF4, quant.Options{BlockSize: 32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lqc := &quant.Linear{Name: "c", W: ql.W, BE: c}
+		lqo := &quant.Linear{Name: "o", W: ql.W, BE: o}
+		for _, l := range []*quant.Linear{lqc, lqo} {
+			l.SetComputeDType(P)
+		}
+		qyc, qyo := c.Alloc(P, N, out), o.Alloc(P, N, out)
+		lqc.Forward(qyc, xc)
+		lqo.Forward(qyo, xo)
+		sameVals(t, o, P.String()+" quant forward", qyc, qyo)
+		qdc, qdo := c.Alloc(tensor.F32, N, in), o.Alloc(tensor.F32, N, in)
+		lqc.Backward(qdc, dyc, xc)
+		lqo.Backward(qdo, dyo, xo)
+		sameVals(t, o, P.String()+" quant backward", qdc, qdo)
+		// The compute dtype changed after first use reaches the opaque
+		// backend's host view too.
+		lqc.SetComputeDType(tensor.F32)
+		lqo.SetComputeDType(tensor.F32)
+		c.Zero(qdc)
+		o.Zero(qdo)
+		lqc.Backward(qdc, dyc, xc)
+		lqo.Backward(qdo, dyo, xo)
+		sameVals(t, o, P.String()+" quant backward at F32", qdc, qdo)
+	}
+}
