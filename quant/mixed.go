@@ -23,15 +23,21 @@ func checkPrec(op string, p tensor.DType) {
 }
 
 func roundF32(x []float32, p tensor.DType) {
+	if p == tensor.F16 {
+		for i, v := range x {
+			x[i] = f16ToF32(f32ToF16(v))
+		}
+		return
+	}
 	for i, v := range x {
-		x[i] = gemm.Round(v, p)
+		x[i] = tensor.BF16ToF32(tensor.F32ToBF16(v))
 	}
 }
 
 func roundU16(dst []uint16, src []float32, p tensor.DType) {
 	if p == tensor.F16 {
 		for i, v := range src {
-			dst[i] = tensor.F32ToF16(v)
+			dst[i] = f32ToF16(v)
 		}
 		return
 	}

@@ -87,12 +87,13 @@ func u16(t *tensor.Tensor) []uint16 {
 	return t.U16[:t.Numel()]
 }
 
-// widenSlice sets dst[i] = src[i] widened from dtype dt (exact).
+// widenSlice sets dst[i] = src[i] widened from dtype dt (exact). F16 goes
+// through the fast conversions of halfconv.go (same bits as tensor's).
 func widenSlice(dst []float32, src []uint16, dt tensor.DType) {
 	dst = dst[:len(src)]
 	if dt == tensor.F16 {
 		for i, v := range src {
-			dst[i] = tensor.F16ToF32(v)
+			dst[i] = f16ToF32(v)
 		}
 		return
 	}
@@ -106,7 +107,7 @@ func roundSlice(dst []uint16, src []float32, dt tensor.DType) {
 	dst = dst[:len(src)]
 	if dt == tensor.F16 {
 		for i, v := range src {
-			dst[i] = tensor.F32ToF16(v)
+			dst[i] = f32ToF16(v)
 		}
 		return
 	}
@@ -124,7 +125,7 @@ func roundInPlace(x []float32, p tensor.DType) {
 		}
 	case tensor.F16:
 		for i, v := range x {
-			x[i] = tensor.F16ToF32(tensor.F32ToF16(v))
+			x[i] = f16ToF32(f32ToF16(v))
 		}
 	}
 }
