@@ -3,7 +3,11 @@
 // float32 and float64 slices. The CPU methods check shapes and dtypes, then
 // dispatch on the tensors' DType (F32 -> .F32 storage, F64 -> .F64 storage),
 // so gradient checks in float64 exercise exactly the code that trains in
-// float32.
+// float32. Calls with BF16/F16 activations (mixed precision, PyTorch
+// autocast semantics) take the paths described in autocast.go: matmuls
+// through gemm.GemmMixed with half-precision operands and float32
+// accumulation, the other kernels in float32 on widened values; the F32
+// and F64 paths are unaffected.
 //
 // Every matrix product goes through gemm.Gemm, so a faster GEMM drops in
 // without touching the kernels here. The float32 inner loops of the other
