@@ -41,14 +41,21 @@ func (l *Linear) Forward(y, x *tensor.Tensor) {
 	l.Base.Forward(y, x)
 	N, in := x.Rows()
 	r := md.R
-	if l.h == nil || l.h.Shape[0] != N {
-		l.h = be.Alloc(l.ad.dt, N, r)
+	// Under mixed precision (a 16-bit x, see model.SetPrecision) the
+	// adapter's input, product and dropped input are 16-bit too, so its
+	// matmuls run as autocast calls like the base layer's.
+	hdt := l.ad.dt
+	if isHalf(x) {
+		hdt = x.DType
+	}
+	if l.h == nil || l.h.Shape[0] != N || l.h.DType != hdt {
+		l.h = be.Alloc(hdt, N, r)
 	}
 	xin := x
 	l.dropped = l.ad.training && l.ad.Cfg.Dropout > 0
 	if l.dropped {
 		md.prepareMask(be, l.view, x, N, in, l.ad.Cfg.Dropout)
-		xd := l.ad.scratch.get(bufXD, N, in)
+		xd := l.ad.scratch.getAs(bufXD, N, in, x.DType)
 		be.DropoutForward(xd, x, md.mask, dropScale(l.ad.Cfg.Dropout))
 		xin = xd
 	}
@@ -86,7 +93,7 @@ func (l *Linear) Backward(dx, dy, x *tensor.Tensor) {
 		panic("lora.Linear.Backward: dropout mask from another batch shape")
 	}
 	s := dropScale(l.ad.Cfg.Dropout)
-	xd := l.ad.scratch.get(bufXD, N, in)
+	xd := l.ad.scratch.getAs(bufXD, N, in, x.DType)
 	be.DropoutForward(xd, x, md.mask, s)
 	var dxd *tensor.Tensor
 	if dx != nil {
@@ -126,4 +133,15 @@ func (md *Module) prepareMask(be backend.Backend, view int, x *tensor.Tensor, N,
 		clear(md.maskUsed)
 	}
 	md.maskUsed[view] = true
+}
+
+// isHalf reports whether t is a 16-bit (BF16 or F16) tensor.
+func isHalf(t *tensor.Tensor) bool { return t.DType == tensor.BF16 || t.DType == tensor.F16 }
+
+// SetComputeDType passes a compute dtype (model.SetPrecision) on to the
+// base layer if it has one (a quantized base: bnb_4bit_compute_dtype).
+func (l *Linear) SetComputeDType(dt tensor.DType) {
+	if cs, ok := l.Base.(interface{ SetComputeDType(tensor.DType) }); ok {
+		cs.SetComputeDType(dt)
+	}
 }

@@ -544,10 +544,14 @@ const (
 	bufDXD        // gradient of the dropped input (N, in)
 )
 
-func (s *scratch) get(i, rows, cols int) *tensor.Tensor {
+func (s *scratch) get(i, rows, cols int) *tensor.Tensor { return s.getAs(i, rows, cols, s.dt) }
+
+// getAs is get with buffer i in dtype dt (a 16-bit dropped input under
+// mixed precision); the buffer is reallocated when its dtype changes.
+func (s *scratch) getAs(i, rows, cols int, dt tensor.DType) *tensor.Tensor {
 	n := rows * cols
-	if b := s.bufs[i]; b == nil || b.Numel() < n {
-		s.bufs[i] = s.be.Alloc(s.dt, n)
+	if b := s.bufs[i]; b == nil || b.Numel() < n || b.DType != dt {
+		s.bufs[i] = s.be.Alloc(dt, n)
 	}
 	return s.bufs[i].View(0, rows, cols)
 }

@@ -76,6 +76,13 @@ func (m *Transformer) newActivations(B, T, nLayers int, train bool) *activations
 	hs := c.HeadDim()
 	Q, KV := c.NumAttentionHeads*hs, c.NumKeyValueHeads*hs
 	nt := func(shape ...int) *tensor.Tensor { return m.BE.Alloc(m.DType, shape...) }
+	// ht allocates an activation saved for backward: 16-bit under mixed
+	// precision (SetPrecision), in the model's dtype otherwise. Decoding
+	// (train false) always computes in the model's dtype.
+	ht := nt
+	if train && m.precision != tensor.F32 {
+		ht = func(shape ...int) *tensor.Tensor { return m.BE.Alloc(m.precision, shape...) }
+	}
 	a := &activations{B: B, T: T}
 	for l := 0; l <= c.NumHiddenLayers; l++ {
 		if !train && l >= 2 {
@@ -87,24 +94,24 @@ func (m *Transformer) newActivations(B, T, nLayers int, train bool) *activations
 	a.layers = make([]layerActs, nLayers)
 	for l := range a.layers {
 		la := &a.layers[l]
-		la.ln1, la.ln1Mean, la.ln1Rstd = nt(N, C), nt(N), nt(N)
-		la.q, la.k, la.v = nt(N, Q), nt(N, KV), nt(N, KV)
-		la.att = nt(N, Q)
+		la.ln1, la.ln1Mean, la.ln1Rstd = ht(N, C), nt(N), nt(N)
+		la.q, la.k, la.v = ht(N, Q), ht(N, KV), ht(N, KV)
+		la.att = ht(N, Q)
 		if train {
 			la.lse = nt(B * c.NumAttentionHeads * T)
 		}
 		la.mid = nt(N, C)
-		la.ln2, la.ln2Mean, la.ln2Rstd = nt(N, C), nt(N), nt(N)
-		la.h1, la.act = nt(N, I), nt(N, I)
+		la.ln2, la.ln2Mean, la.ln2Rstd = ht(N, C), nt(N), nt(N)
+		la.h1, la.act = ht(N, I), ht(N, I)
 		if m.fam.MLP == SwiGLUMLP {
-			la.h2 = nt(N, I)
+			la.h2 = ht(N, I)
 		}
 		if m.fam.QKNorm {
-			la.qp, la.kp = nt(N, Q), nt(N, KV)
+			la.qp, la.kp = ht(N, Q), ht(N, KV)
 			la.qRstd, la.kRstd = nt(N*c.NumAttentionHeads), nt(N*c.NumKeyValueHeads)
 		}
 	}
-	a.lnf, a.lnfMean, a.lnfRstd = nt(N, C), nt(N), nt(N)
+	a.lnf, a.lnfMean, a.lnfRstd = ht(N, C), nt(N), nt(N)
 	a.tmp = nt(N, C)
 	if !train {
 		return a
@@ -176,6 +183,7 @@ func (m *Transformer) Forward(b *Batch) error {
 	if pos == nil {
 		pos = a.pos
 	}
+	m.syncCompute()
 	if err := be.EmbeddingForward(a.resid[0], m.Embed, b.IDs, false); err != nil {
 		return err
 	}
