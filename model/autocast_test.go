@@ -47,12 +47,13 @@ func relL2(a, b []float32) float64 {
 
 // Under bf16/fp16 autocast the loss and gradients stay close to the fp32
 // run on the same weights (relative L2 of all gradients: bf16 ≤ 5e-2, fp16
-// ≤ 1e-2; loss: bf16 ≤ 1e-2, fp16 ≤ 2e-3 relative: 8 and 11 bits of
-// mantissa on every matmul operand) yet differ from it (autocast really
+// ≤ 1e-2; loss: bf16 ≤ 3e-3, fp16 ≤ 5e-4 relative: 8 and 11 bits of
+// mantissa on every matmul operand; measured: grads ≤ 2.0e-2 and 2.8e-3,
+// loss ≤ 5.3e-4 and 6.9e-5) yet differ from it (autocast really
 // applied), and gradient checkpointing recomputes the 16-bit activations
 // bit for bit.
 func TestAutocastCloseToF32(t *testing.T) {
-	tol := map[tensor.DType][2]float64{tensor.BF16: {1e-2, 5e-2}, tensor.F16: {2e-3, 1e-2}}
+	tol := map[tensor.DType][2]float64{tensor.BF16: {3e-3, 5e-2}, tensor.F16: {5e-4, 1e-2}}
 	for _, preset := range []string{"tiny-gpt2", "tiny-llama", "tiny-qwen2", "tiny-qwen3"} {
 		l32, g32, _ := autocastRun(t, preset, tensor.F32, false)
 		for _, prec := range []tensor.DType{tensor.BF16, tensor.F16} {
