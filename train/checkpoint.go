@@ -42,6 +42,8 @@ type State struct {
 const (
 	stateFile = "trainer_state.json"
 	optFile   = "optimizer.safetensors"
+	// scalerState is the State.Aux key of the loss scaler (GradScaler).
+	scalerState = "grad_scaler"
 )
 
 // CheckpointName is the directory name of the checkpoint at step.
