@@ -268,3 +268,23 @@ func TestLossScalerResume(t *testing.T) {
 		t.Errorf("summary %+v", res)
 	}
 }
+
+// The scale is torch's float32 scale: each update rounds to float32, and
+// growth stops where the scale would overflow float32.
+func TestGradScalerFloat32(t *testing.T) {
+	s := &GradScaler{Scale: 0x1p126, GrowthFactor: 2, BackoffFactor: 0.5, GrowthInterval: 1}
+	s.Update(false)
+	if s.Scale != 0x1p127 {
+		t.Fatalf("scale %v, want 2^127", s.Scale)
+	}
+	s.Update(false)
+	if s.Scale != 0x1p127 || s.GrowthTracker != 0 {
+		t.Fatalf("growth past float32: scale %v tracker %d", s.Scale, s.GrowthTracker)
+	}
+	bo := 0.3
+	s = &GradScaler{Scale: 3, GrowthFactor: 3, BackoffFactor: bo, GrowthInterval: 2}
+	s.Update(true)
+	if exact := 3 * bo; s.Scale != float64(float32(exact)) || s.Scale == exact || s.Skipped != 1 {
+		t.Fatalf("backoff: scale %v, want float32(%v)", s.Scale, exact)
+	}
+}
