@@ -63,7 +63,9 @@ type Source interface {
 
 // Trainer is the harness every training loop runs on. Set the fields, then
 // call Run. Everything per micro-batch is the Objective's; the harness's
-// own work is per step (schedule, clipping, AdamW, a metrics line).
+// own work is per step (schedule, loss scaling, clipping, AdamW, a metrics
+// line). Run sets Opts' precision on Model (model.SetPrecision); models
+// the Objective holds (a reference) are the recipe's to set.
 type Trainer struct {
 	Opts      Options
 	Model     *model.Transformer
