@@ -5,6 +5,7 @@ import (
 	"math"
 	"path/filepath"
 
+	"github.com/shoggo/shoggo/backend"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
 	"github.com/shoggo/shoggo/safetensors"
@@ -130,6 +131,14 @@ func (h *ValueHead) Load(dir string) error {
 	return f.ReadInto(h.B.Name, h.B)
 }
 
+// HiddenF32 returns the final hidden states of m's last Forward (after the
+// final norm) as float32 on the host: a copy when they are 16-bit (mixed
+// precision saves them in bf16/fp16) or on a device, else the tensor's own
+// storage (read only).
+func HiddenF32(m *model.Transformer) ([]float32, error) {
+	return tensor.ToF32(backend.ToHost(m.BE, m.Hidden()))
+}
+
 // Forward returns the value of each of the N rows of hidden (N, C).
 func (h *ValueHead) Forward(hidden []float32, N int) []float64 {
 	C := len(h.W.F32)
@@ -208,11 +217,11 @@ func (o *PPO) ForwardBackward(m *model.Transformer, b *model.Batch, gradScale fl
 	if err != nil {
 		return 0, err
 	}
-	hid := m.Hidden()
-	if hid.F32 == nil {
-		return 0, fmt.Errorf("ppo: the value head needs host hidden states (CPU backend)")
+	hid, err := HiddenF32(m)
+	if err != nil {
+		return 0, err
 	}
-	v := o.Head.Forward(hid.F32, b.B*b.T)
+	v := o.Head.Forward(hid, b.B*b.T)
 	sum, dlp, dv, st := PPOLoss(o.Cfg, lp, d.Old, v, d.VOld, d.Adv, d.Ret, d.Mask)
 	o.Stats.Add(st)
 	for i := range dlp {
@@ -223,10 +232,13 @@ func (o *PPO) ForwardBackward(m *model.Transformer, b *model.Batch, gradScale fl
 		return 0, err
 	}
 	dh := m.DHidden().F32
+	if dh == nil {
+		return 0, fmt.Errorf("ppo: the value head needs host hidden-state gradients (CPU backend)")
+	}
 	if !o.ValueTrunkGrad {
 		dh = make([]float32, len(dh)) // the head's gradient only
 	}
-	o.Head.Backward(hid.F32, dh, dv)
+	o.Head.Backward(hid, dh, dv)
 	m.Backward(b)
 	return sum, nil
 }

@@ -55,7 +55,7 @@ func LastTokens(b *model.Batch, pad int32) []int {
 }
 
 // Scores returns each row's reward from the hidden states of the last
-// Forward of m on b.
+// Forward of m on b (fp32, bf16 or fp16: tensor.At widens each element).
 func (h *RewardHead) Scores(m *model.Transformer, b *model.Batch) []float64 {
 	hid := backend.ToHost(m.BE, m.Hidden())
 	C := h.W.Shape[1]
@@ -85,7 +85,7 @@ func (h *RewardHead) Score(m *model.Transformer, b *model.Batch) ([]float64, err
 // it and accumulates the head's gradient (after Scores on the same
 // Forward). Call m.Backward(b) next.
 func (h *RewardHead) Backward(m *model.Transformer, b *model.Batch, dr []float64) {
-	hid, dh := m.Hidden(), m.DHidden()
+	hid, dh := backend.ToHost(m.BE, m.Hidden()), m.DHidden()
 	dh.Zero()
 	C := h.W.Shape[1]
 	for r, n := range LastTokens(b, h.Pad) {

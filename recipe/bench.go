@@ -31,6 +31,9 @@ type BenchOptions struct {
 	Seed          uint64
 	PeakPerCore   float64 // fp32 GFLOP/s of one core, for the % of peak
 	Device        string
+	// Precision of the step: fp32, bf16 or fp16 (with the harness's loss
+	// scaling).
+	train.PrecisionConfig
 }
 
 // StepFLOPs is the model-FLOPs count of one training step (forward and
@@ -53,8 +56,15 @@ func StepFLOPs(cfg *model.Config, B, T int) (total float64, formula string) {
 // threads: forward, backward+loss and optimizer separately, wall and CPU
 // time, and prints the table, the FLOP rate against o.PeakPerCore and a
 // RESULT line to w. The step is the harness's step spelled out (Forward,
-// LM loss, Backward, clip, AdamW, zero) so each phase can be timed.
+// LM loss, Backward, clip, AdamW, zero) so each phase can be timed; with
+// fp16 the loss scaling's check and unscaling count as optimizer time. The
+// RESULT line adds the precision and the activation memory (saved for
+// backward, and in all) of the plan.
 func BenchStep(w io.Writer, cfg *model.Config, o BenchOptions, nt int) error {
+	prec, err := o.PrecisionConfig.DType()
+	if err != nil {
+		return err
+	}
 	be, err := device.Open(o.Device)
 	if err != nil {
 		return err
@@ -65,8 +75,15 @@ func BenchStep(w io.Writer, cfg *model.Config, o BenchOptions, nt int) error {
 	}
 	rng := rand.New(rand.NewPCG(o.Seed, 0x5eed))
 	m.InitWeights(rng)
+	if err := train.SetPrecision(prec, m); err != nil {
+		return err
+	}
 	if err := m.Plan(o.Batch, o.Seq); err != nil {
 		return err
+	}
+	var sc *train.GradScaler
+	if prec == tensor.F16 {
+		sc = train.NewGradScaler()
 	}
 	opt, err := optim.NewAdamWOn(m.BE, train.Params(m), optim.DefaultConfig())
 	if err != nil {
@@ -92,14 +109,27 @@ func BenchStep(w io.Writer, cfg *model.Config, o BenchOptions, nt int) error {
 			return t, err
 		}
 		c1, t1 := sysinfo.CPUTime(), time.Now()
-		s, _, err := m.Loss(b, scale, true)
+		gs := scale
+		if sc != nil {
+			gs *= sc.Scale
+		}
+		s, _, err := m.Loss(b, gs, true)
 		if err != nil {
 			return t, err
 		}
 		m.Backward(b)
 		c2, t2 := sysinfo.CPUTime(), time.Now()
-		optim.ClipGradNormOn(m.BE, grads, 1)
-		opt.Step(1e-4)
+		if sc == nil {
+			optim.ClipGradNormOn(m.BE, grads, 1)
+			opt.Step(1e-4)
+		} else if ss := m.BE.SumSquares(grads); math.IsNaN(ss) || math.IsInf(ss, 0) {
+			sc.Update(true) // train.StepScaled's order: check, unscale, clip, update
+		} else {
+			m.BE.ScaleAll(grads, 1/sc.Scale)
+			optim.ClipGradNormOn(m.BE, grads, 1)
+			opt.Step(1e-4)
+			sc.Update(false)
+		}
 		m.ZeroGrad() // for the next step (train.Step zeroes first)
 		c3, t3 := sysinfo.CPUTime(), time.Now()
 		loss = s * scale
@@ -156,7 +186,8 @@ func BenchStep(w io.Writer, cfg *model.Config, o BenchOptions, nt int) error {
 	gflops := flops / (tot / 1e3) / 1e9
 	peak := float64(nt) * o.PeakPerCore
 
-	fmt.Fprintf(w, "\n## training step (%s, %d parameters, B=%d, T=%d, fp32, AdamW, grad clip 1.0)\n", o.Preset, m.NumParams(), o.Batch, o.Seq)
+	pname := train.PrecisionName(prec)
+	fmt.Fprintf(w, "\n## training step (%s, %d parameters, B=%d, T=%d, %s, AdamW, grad clip 1.0)\n", o.Preset, m.NumParams(), o.Batch, o.Seq, pname)
 	fmt.Fprintf(w, "%d warmup + %d timed steps; medians (ms):\n", o.Warmup, o.Steps)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "forward\tbackward+loss\toptimizer\tstep\tmin step\ttokens/s\tGFLOP/s\t% peak\t")
@@ -172,14 +203,31 @@ func BenchStep(w io.Writer, cfg *model.Config, o BenchOptions, nt int) error {
 	fmt.Fprintf(w, "%s (N = parameters, tied LM head once; attention term not halved for the causal mask)\n", formula)
 	fmt.Fprintf(w, "final loss %.4f (random tokens: ln V = %.4f)\n", loss, logf(cfg.VocabSize))
 	fmt.Fprintf(w, "peak RSS (VmHWM) %.0f MiB\n", float64(sysinfo.VmHWM())/(1<<20))
+	act := activationMiB(m)
+	fmt.Fprintf(w, "activations: %s MiB saved for backward, %s MiB in all (%s)\n", act[0], act[1], pname)
+	if sc != nil {
+		fmt.Fprintf(w, "fp16 loss scale %g after %d steps, %d skipped for overflow\n", sc.Scale, o.Warmup+o.Steps, sc.Skipped)
+	}
 	fmt.Fprintf(w, "per-step times (ms, fwd/bwd/opt):")
 	for _, t := range all {
 		fmt.Fprintf(w, " %.0f/%.0f/%.0f", t.fwd.Seconds()*1e3, t.bwd.Seconds()*1e3, t.opt.Seconds()*1e3)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "RESULT impl=shoggo step_ms=%.1f cpu_ms=%.1f tokens_per_s=%.2f rss_mib=%.0f\n",
-		tot, ct, float64(N)/(tot/1e3), float64(sysinfo.VmHWM())/(1<<20))
+	fmt.Fprintf(w, "RESULT impl=shoggo step_ms=%.1f cpu_ms=%.1f tokens_per_s=%.2f rss_mib=%.0f precision=%s act_saved_mib=%s act_total_mib=%s\n",
+		tot, ct, float64(N)/(tot/1e3), float64(sysinfo.VmHWM())/(1<<20), pname, act[0], act[1])
 	return nil
+}
+
+// activationMiB formats m's planned activation memory in MiB: saved for
+// backward and in all (model.Transformer.ActivationBytes), "na" where the
+// model has no such method.
+func activationMiB(m *model.Transformer) [2]string {
+	ab, ok := any(m).(interface{ ActivationBytes() (saved, total int64) })
+	if !ok {
+		return [2]string{"na", "na"}
+	}
+	saved, total := ab.ActivationBytes()
+	return [2]string{fmt.Sprintf("%.1f", float64(saved)/(1<<20)), fmt.Sprintf("%.1f", float64(total)/(1<<20))}
 }
 
 func logf(v int) float64 { return math.Log(float64(v)) }

@@ -262,6 +262,9 @@ func (r *alignRun) klToStart(n int, temp float64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if err := train.SetPrecision(r.m.Precision(), ref); err != nil { // scored as the policy is
+		return 0, err
+	}
 	var kl float64
 	for i := 0; i < len(ids); i += 32 {
 		j := min(i+32, len(ids))

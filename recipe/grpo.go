@@ -187,6 +187,9 @@ func WeakSFT(ctx context.Context, dir, task string, steps int, seed uint64, log 
 
 // prepareRL loads the policy, reference, prompts and reward.
 func prepareRL(ctx context.Context, c *RLConfig, log io.Writer) (*rlRun, error) {
+	if _, err := c.PrecisionConfig.DType(); err != nil {
+		return nil, err
+	}
 	if c.Model == "" && c.Preset == "" {
 		dir, err := WeakSFT(ctx, c.SFTDir, c.Task, c.SFTSteps, c.Seed, log)
 		if err != nil {
@@ -242,14 +245,23 @@ func rlReward(c *RLConfig) (align.RewardFn, error) {
 	return align.ParseRewardFns(c.RewardFn)
 }
 
-// loadModels loads the policy (full or LoRA) and the reference.
+// loadModels loads the policy (full or LoRA) and the reference, both at
+// the run's precision (the old and reference log-probs are scored as the
+// update scores the policy; sampling runs in fp32).
 func (r *rlRun) loadModels(log io.Writer) error {
 	c := r.cfg
+	prec, err := c.PrecisionConfig.DType()
+	if err != nil {
+		return err
+	}
 	be, err := device.Open(c.Device)
 	if err != nil {
 		return err
 	}
 	if r.policy, err = LoadBase(c.BaseConfig, c.LoraR > 0, r.tok.VocabSize(), c.Seed, be, log); err != nil {
+		return err
+	}
+	if err := train.SetPrecision(prec, r.policy); err != nil {
 		return err
 	}
 	if c.LoraR > 0 {
@@ -277,6 +289,9 @@ func (r *rlRun) loadModels(log io.Writer) error {
 	refM, err := LoadBase(c.BaseConfig, true, r.tok.VocabSize(), c.Seed, be, log)
 	if err != nil {
 		return fmt.Errorf("reference copy: %w", err)
+	}
+	if err := train.SetPrecision(prec, refM); err != nil {
+		return err
 	}
 	r.ref = align.Reference{Model: refM}
 	fmt.Fprintf(log, "full fine-tuning of %d parameters (reference: a frozen copy)\n", m.NumParams())

@@ -111,7 +111,11 @@ func (s *ppoSource) rollout() error {
 		if err != nil {
 			return err
 		}
-		vOld := s.obj.Head.Forward(r.policy.Hidden().F32, b.B*b.T)
+		hid, err := align.HiddenF32(r.policy)
+		if err != nil {
+			return err
+		}
+		vOld := s.obj.Head.Forward(hid, b.B*b.T)
 		t1 := time.Now()
 		ref, err := r.ref.LogProbs(b)
 		if err != nil {

@@ -98,6 +98,9 @@ type PretrainResult struct {
 func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainResult, error) {
 	var res PretrainResult
 	cfg.fill()
+	if _, err := cfg.PrecisionConfig.DType(); err != nil {
+		return res, err
+	}
 	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--init", Path: cfg.Init}, safepath.Input{Flag: "--config", Path: cfg.ModelConfig}); err != nil {
 		return res, err
 	}

@@ -134,7 +134,10 @@ func startModel(c *AlignConfig, log io.Writer) (string, error) {
 // template and the held-out exact-match questions.
 func prepareAlign(c *AlignConfig, log io.Writer) (*alignRun, error) {
 	r := &alignRun{cfg: c}
-	var err error
+	prec, err := c.PrecisionConfig.DType()
+	if err != nil {
+		return nil, err
+	}
 	if r.start, err = startModel(c, log); err != nil {
 		return nil, err
 	}
@@ -158,6 +161,11 @@ func prepareAlign(c *AlignConfig, log io.Writer) (*alignRun, error) {
 		return nil, err
 	}
 	if r.m, err = LoadBase(BaseConfig{Model: r.start}, c.LoraR > 0, r.tok.VocabSize(), c.Seed, be, log); err != nil {
+		return nil, err
+	}
+	// The model trains and scores (reference log-probs, reward scores) at
+	// the run's precision; decoding (exact match, sampling) runs in fp32.
+	if err := train.SetPrecision(prec, r.m); err != nil {
 		return nil, err
 	}
 	if r.pad = r.tok.PAD(); r.pad < 0 {

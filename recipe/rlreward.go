@@ -11,6 +11,7 @@ import (
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/sft"
 	"github.com/shoggo/shoggo/tokenizer"
+	"github.com/shoggo/shoggo/train"
 )
 
 // rewardModelFn scores rollouts with a `shoggo reward` model: the question
@@ -25,6 +26,13 @@ func rewardModelFn(c *RLConfig) (align.RewardFn, error) {
 	m, head, err := align.LoadRewardModel(c.RewardModel, be, false)
 	if err != nil {
 		return nil, fmt.Errorf("--reward-model %s: %w", c.RewardModel, err)
+	}
+	prec, err := c.PrecisionConfig.DType()
+	if err != nil {
+		return nil, err
+	}
+	if err := train.SetPrecision(prec, m); err != nil { // it scores at the run's precision
+		return nil, err
 	}
 	tok, err := tokenizer.Load(filepath.Join(c.RewardModel, "tokenizer.json"))
 	if err != nil {

@@ -131,6 +131,9 @@ type sftRun struct {
 // directory with its tokenizer, or a PEFT adapter) goes to Out/final.
 func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 	var res SFTResult
+	if _, err := cfg.PrecisionConfig.DType(); err != nil {
+		return res, err
+	}
 	if cfg.Model == "" && cfg.Preset == "" && dirExists(DefaultBase) {
 		cfg.Model = DefaultBase
 		fmt.Fprintf(log, "base: %s (the default; --model DIR or --preset NAME to choose another)\n", DefaultBase)
@@ -176,6 +179,10 @@ func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 }
 
 func prepareSFT(cfg *SFTConfig, log io.Writer) (*sftRun, error) {
+	prec, err := cfg.PrecisionConfig.DType()
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Model == "" && cfg.Preset == "" {
 		return nil, fmt.Errorf("no base model: %s does not exist; pass --model DIR (an HF model directory) or --preset NAME (random weights)", DefaultBase)
 	}
@@ -183,7 +190,6 @@ func prepareSFT(cfg *SFTConfig, log io.Writer) (*sftRun, error) {
 		return nil, err
 	}
 	r := &sftRun{cfg: cfg}
-	var err error
 	if r.tok, err = sftTokenizer(cfg, log); err != nil {
 		return nil, err
 	}
@@ -206,6 +212,9 @@ func prepareSFT(cfg *SFTConfig, log io.Writer) (*sftRun, error) {
 		return nil, err
 	}
 	if r.m, err = LoadBase(cfg.BaseConfig, cfg.LoraR > 0, r.tok.VocabSize(), cfg.Seed, be, log); err != nil {
+		return nil, err
+	}
+	if err := train.SetPrecision(prec, r.m); err != nil {
 		return nil, err
 	}
 	return r, r.data(log)

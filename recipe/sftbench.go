@@ -16,6 +16,7 @@ import (
 	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
+	"github.com/shoggo/shoggo/tensor"
 	"github.com/shoggo/shoggo/tokenizer"
 	"github.com/shoggo/shoggo/train"
 )
@@ -30,6 +31,7 @@ type SFTBenchResult struct {
 	Trainable         int64     `json:"trainable_params"`
 	Mode              string    `json:"mode"` // lora | full
 	BaseDType         string    `json:"base_dtype"`
+	Precision         string    `json:"precision"` // compute: fp32 | bf16 | fp16 (with loss scaling)
 	LoraR             int       `json:"lora_r,omitempty"`
 	LoraAlpha         float64   `json:"lora_alpha,omitempty"`
 	LoraDropout       float64   `json:"lora_dropout,omitempty"`
@@ -74,7 +76,8 @@ type SFTBenchResult struct {
 // train.StepWith the LM objective (gradient accumulation over --grad-accum micro-batches
 // of --batch x --max-len uniformly random tokens, every position trained,
 // gradient clipping, AdamW over the adapters or, with --lora-r 0, the whole
-// model). One warmup step runs first, then --bench-steps timed ones.
+// model; train.StepScaled with fp16, i.e. with the harness's loss scaling).
+// One warmup step runs first, then --bench-steps timed ones.
 //
 // The optimizer's share (global-norm clip + AdamW step) is timed separately
 // after the timed steps, on the gradients the last step left, and
@@ -109,16 +112,19 @@ func sftBench(r SFTConfig, out io.Writer) (SFTBenchResult, error) {
 		return res, fmt.Errorf("--bench-steps: --batch %d and --max-len %d must be >= 1 and >= 2", r.Batch, r.MaxLen)
 	}
 	accum := max(r.Accum, 1)
+	prec, err := r.PrecisionConfig.DType()
+	if err != nil {
+		return res, err
+	}
 	nt := runtime.GOMAXPROCS(0)
 	res = SFTBenchResult{Impl: "shoggo", Preset: r.Preset, Model: r.Model, Batch: r.Batch, SeqLen: r.MaxLen,
-		GradAccum: accum, Threads: nt, WarmupSteps: 1, Steps: r.BenchSteps, GradCheckpointing: r.GradCheckpointing,
+		GradAccum: accum, Threads: nt, WarmupSteps: 1, Precision: train.PrecisionName(prec), Steps: r.BenchSteps, GradCheckpointing: r.GradCheckpointing,
 		CPU: sysinfo.CPUName(), GOGC: os.Getenv("GOGC"), GoMemLimit: os.Getenv("GOMEMLIMIT"), LoadAvg1: sysinfo.LoadAvg1()}
 
 	// Model: the same LoadBase as training. A preset needs no tokenizer
 	// here (the vocabulary is the preset's unless --tokenizer widens it).
 	tok := &tokenizer.Tokenizer{}
 	if r.Tokenizer != "" {
-		var err error
 		if tok, err = tokenizer.Load(r.Tokenizer); err != nil {
 			return res, err
 		}
@@ -152,6 +158,13 @@ func sftBench(r SFTConfig, out io.Writer) (SFTBenchResult, error) {
 		res.Trainable = m.NumParams()
 	}
 	res.Params = model.ParamCount(&m.Cfg)
+	if err := train.SetPrecision(prec, m); err != nil {
+		return res, err
+	}
+	var scaler *train.GradScaler // fp16: the harness's loss scaling
+	if prec == tensor.F16 {
+		scaler = train.NewGradScaler()
+	}
 	if r.GradCheckpointing {
 		if err := m.SetCheckpointing(true); err != nil {
 			return res, err
@@ -174,8 +187,8 @@ func sftBench(r SFTConfig, out io.Writer) (SFTBenchResult, error) {
 	if name == "" {
 		name = r.Model
 	}
-	fmt.Fprintf(out, "shoggo sft bench: %s (%d parameters), %s, base %s, gradient checkpointing %v\n",
-		name, res.Params, res.Mode, res.BaseDType, r.GradCheckpointing)
+	fmt.Fprintf(out, "shoggo sft bench: %s (%d parameters), %s, base %s, precision %s, gradient checkpointing %v\n",
+		name, res.Params, res.Mode, res.BaseDType, res.Precision, r.GradCheckpointing)
 	fmt.Fprintf(out, "batch %d x %d tokens x %d micro-batches per step, %d threads, %s, load average %.2f\n",
 		B, T, accum, nt, res.CPU, res.LoadAvg1)
 	fmt.Fprintf(out, "built in %.1f s: RSS %.0f MiB (peak so far %.0f MiB)\n", res.BuildS, res.RSSAfterBuildMiB, res.PeakAfterBuildMiB)
@@ -207,7 +220,7 @@ func sftBench(r SFTConfig, out io.Writer) (SFTBenchResult, error) {
 	var cpuTimes []float64
 	step := func() (float64, float64, error) {
 		c, t := sysinfo.CPUTime(), time.Now()
-		sr, err := train.StepWith(m, tr, train.LM{}, opt, micro, lr, clip)
+		sr, err := train.StepScaled(m, tr, train.LM{}, opt, micro, lr, clip, scaler)
 		cpuTimes = append(cpuTimes, (sysinfo.CPUTime() - c).Seconds())
 		return time.Since(t).Seconds(), sr.Loss, err
 	}

@@ -1,7 +1,8 @@
 // Package train is shoggo's trainer harness, shared by every training loop
 // (pre-training, SFT and LoRA; reward models and preference/RL methods
 // next): the optimisation step over an Objective and a Trainable with
-// gradient accumulation and clipping, AdamW and the LR schedule, metrics,
+// gradient accumulation and clipping, mixed precision (bf16, fp16 with
+// dynamic loss scaling), AdamW and the LR schedule, metrics,
 // progress, plots, summary.json, checkpoints with bit-exact resume, signal
 // and time-limit handling. The recipes that drive it live in package
 // recipe.
@@ -42,6 +43,8 @@ type State struct {
 const (
 	stateFile = "trainer_state.json"
 	optFile   = "optimizer.safetensors"
+	// scalerState is the State.Aux key of the loss scaler (GradScaler).
+	scalerState = "grad_scaler"
 )
 
 // CheckpointName is the directory name of the checkpoint at step.

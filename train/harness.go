@@ -17,6 +17,7 @@ import (
 	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
+	"github.com/shoggo/shoggo/tensor"
 )
 
 // Options are the settings every training loop shares. The yaml keys are
@@ -45,6 +46,8 @@ type Options struct {
 	// StopAfter stops after this many steps of this invocation, as Ctrl-C
 	// would (checkpoint saved); 0: none. For tests and time-sliced runs.
 	StopAfter int `yaml:"stop_after"`
+	// PrecisionConfig is the compute precision (precision, bf16, fp16).
+	PrecisionConfig `yaml:",inline"`
 }
 
 // Source serves each step's micro-batches and saves and restores its
@@ -60,7 +63,9 @@ type Source interface {
 
 // Trainer is the harness every training loop runs on. Set the fields, then
 // call Run. Everything per micro-batch is the Objective's; the harness's
-// own work is per step (schedule, clipping, AdamW, a metrics line).
+// own work is per step (schedule, loss scaling, clipping, AdamW, a metrics
+// line). Run sets Opts' precision on Model (model.SetPrecision); models
+// the Objective holds (a reference) are the recipe's to set.
 type Trainer struct {
 	Opts      Options
 	Model     *model.Transformer
@@ -83,20 +88,28 @@ type Trainer struct {
 	// Lock is Out's run lock when the caller took it already (ClaimRun,
 	// before writing anything into Out); else Run takes and releases it.
 	Lock *RunLock
+	// Scaler is the dynamic loss scaler. With fp16 and none set, Run makes
+	// NewGradScaler(); one set here is used at any precision (a caller's
+	// settings, e.g. a short growth interval). Its state is checkpointed.
+	Scaler *GradScaler
 
 	// Set by Run.
 	Opt   *optim.AdamW
 	Sched optim.Schedule
 	RNG   *rand.Rand
 
-	pcg     *rand.PCG
-	resumed string // the checkpoint Run resumed from
-	start   int
-	ckpt    string
-	extra   map[string]float64
-	metrics *os.File
-	enc     *json.Encoder
-	bar     *Progress
+	pcg  *rand.PCG
+	prec tensor.DType // the resolved Opts precision
+	// afterBackward, if set, runs after each step's accumulation, before
+	// the gradient check (tests inject overflows with it).
+	afterBackward func(step int)
+	resumed       string // the checkpoint Run resumed from
+	start         int
+	ckpt          string
+	extra         map[string]float64
+	metrics       *os.File
+	enc           *json.Encoder
+	bar           *Progress
 }
 
 // Summary is OUT/summary.json: the run's headline figures. Field names are
@@ -115,6 +128,11 @@ type Summary struct {
 	After       map[string]float64 `json:"after,omitempty"`
 	Output      string             `json:"output"`     // Trainable.Save's directory
 	Checkpoint  string             `json:"checkpoint"` // the last checkpoint
+	Precision   string             `json:"precision,omitempty"`
+	// LossScale and SkippedSteps are the loss scaler's (fp16): its scale at
+	// the end and the steps it skipped for overflowing gradients, in total.
+	LossScale    float64 `json:"loss_scale,omitempty"`
+	SkippedSteps *int    `json:"skipped_steps,omitempty"`
 }
 
 // Result is what Run returns: the summary.
@@ -123,16 +141,20 @@ type Result = Summary
 // Metric is one line of metrics.jsonl. Evaluation metrics other than
 // val_loss are written into the same line under their own names.
 type Metric struct {
-	Step      int                `json:"step"`
-	Tokens    int64              `json:"tokens"`
-	Loss      float64            `json:"loss,omitempty"`
-	ValLoss   float64            `json:"val_loss,omitempty"`
-	LR        float64            `json:"lr,omitempty"`
-	GradNorm  float64            `json:"grad_norm,omitempty"`
-	TokPerSec float64            `json:"tok_per_s,omitempty"`
-	Elapsed   float64            `json:"elapsed_s"`
-	Sample    string             `json:"sample,omitempty"`
-	Eval      map[string]float64 `json:"-"`
+	Step     int     `json:"step"`
+	Tokens   int64   `json:"tokens"`
+	Loss     float64 `json:"loss,omitempty"`
+	ValLoss  float64 `json:"val_loss,omitempty"`
+	LR       float64 `json:"lr,omitempty"`
+	GradNorm float64 `json:"grad_norm,omitempty"`
+	// LossScale and SkippedSteps (runs with a loss scaler, fp16): the scale
+	// after this step's update of the scaler, and the steps skipped so far.
+	LossScale    *float64           `json:"loss_scale,omitempty"`
+	SkippedSteps *int               `json:"skipped_steps,omitempty"`
+	TokPerSec    float64            `json:"tok_per_s,omitempty"`
+	Elapsed      float64            `json:"elapsed_s"`
+	Sample       string             `json:"sample,omitempty"`
+	Eval         map[string]float64 `json:"-"`
 }
 
 // MarshalJSON writes the fields and the evaluation metrics in one object.
@@ -189,6 +211,16 @@ func (t *Trainer) defaults() error {
 	if o.Out == "" {
 		return fmt.Errorf("train: no output directory")
 	}
+	var err error
+	if t.prec, err = o.PrecisionConfig.DType(); err != nil {
+		return err
+	}
+	if t.prec == tensor.F16 && t.Scaler == nil {
+		t.Scaler = NewGradScaler()
+	}
+	if s := t.Scaler; s != nil && !(s.Scale > 0 && s.GrowthFactor >= 1 && s.BackoffFactor > 0 && s.BackoffFactor < 1 && s.GrowthInterval > 0) {
+		return fmt.Errorf("train: grad scaler %+v: want scale > 0, growth factor >= 1, backoff factor in (0, 1), growth interval > 0", *s)
+	}
 	if t.FinalDir == "" {
 		t.FinalDir = filepath.Join(o.Out, "final")
 	}
@@ -209,6 +241,9 @@ func (t *Trainer) setup() (int, error) {
 	oc.WeightDecay = o.WeightDecay
 	if o.Beta2 != 0 {
 		oc.Beta2 = o.Beta2
+	}
+	if err := SetPrecision(t.prec, t.Model); err != nil {
+		return 0, err
 	}
 	var err error
 	if t.Opt, err = optim.NewAdamWOn(t.Model.BE, t.Trainable.Params, oc); err != nil {
@@ -284,6 +319,13 @@ func (t *Trainer) resume() (int, error) {
 			return 0, fmt.Errorf("resume: %s: %s state: %w", path, name, err)
 		}
 	}
+	if b, ok := st.Aux[scalerState]; ok && t.Scaler != nil {
+		if err := t.Scaler.UnmarshalBinary(b); err != nil {
+			return 0, fmt.Errorf("resume: %s: %w", path, err)
+		}
+	} else if t.Scaler != nil {
+		fmt.Fprintf(t.Log, "resume: %s has no loss scaler state (not an fp16 run): starting at scale %g\n", path, t.Scaler.Scale)
+	}
 	for k, v := range st.Extra {
 		t.extra[k] = v
 	}
@@ -312,6 +354,16 @@ func (t *Trainer) Save(step int) (string, error) {
 			st.Aux = map[string][]byte{}
 		}
 		st.Aux[name] = b
+	}
+	if t.Scaler != nil {
+		b, err := t.Scaler.MarshalBinary()
+		if err != nil {
+			return "", err
+		}
+		if st.Aux == nil {
+			st.Aux = map[string][]byte{}
+		}
+		st.Aux[scalerState] = b
 	}
 	return SaveCheckpointWith(t.ckpt, t.Trainable.saveWeights, t.Opt, st)
 }
@@ -383,7 +435,7 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 
 func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 	o := &t.Opts
-	res := Result{Recipe: t.Recipe, TotalSteps: o.Steps}
+	res := Result{Recipe: t.Recipe, TotalSteps: o.Steps, Precision: PrecisionName(t.prec)}
 	micro := make([]*model.Batch, o.Accum)
 	t0 := time.Now()
 	t.bar = NewProgress(t.Log, o.Steps)
@@ -398,8 +450,21 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 		if err := t.Data.Fill(micro); err != nil {
 			return res, fmt.Errorf("step %d: %w", step, err)
 		}
-		lr := t.Sched.LR(step)
-		r, err := StepWith(t.Model, t.Trainable, t.Objective, t.Opt, micro, lr, o.Clip)
+		// The schedule follows the updates made: a step skipped for a
+		// non-finite gradient does not advance it (Hugging Face Trainer
+		// skips lr_scheduler.step() when the GradScaler skipped the
+		// optimizer step).
+		lr := t.Sched.LR(t.Opt.StepCount())
+		var after func()
+		if t.afterBackward != nil {
+			s := step
+			after = func() { t.afterBackward(s) }
+		}
+		scale := 0.0
+		if t.Scaler != nil {
+			scale = t.Scaler.Scale
+		}
+		r, err := stepScaled(t.Model, t.Trainable, t.Objective, t.Opt, micro, lr, o.Clip, t.Scaler, after)
 		if err != nil {
 			return res, fmt.Errorf("step %d: %w", step, err)
 		}
@@ -409,9 +474,16 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 			if last == "" {
 				last = "none yet"
 			}
-			return res, fmt.Errorf("step %d: the training loss is %v: stopped without saving (the last good checkpoint is %s; try a lower --lr or --clip)", step+1, r.Loss, last)
+			hint := "try a lower --lr or --clip"
+			if t.prec == tensor.F16 {
+				hint += "; in fp16 the forward pass can overflow: try --precision bf16"
+			}
+			return res, fmt.Errorf("step %d: the training loss is %v: stopped without saving (the last good checkpoint is %s; %s)", step+1, r.Loss, last, hint)
 		}
-		if r.Skipped {
+		switch {
+		case r.Skipped && t.Scaler != nil:
+			t.bar.Message(fmt.Sprintf("step %d: gradient overflow at loss scale %g, update skipped; scale now %g", step+1, scale, t.Scaler.Scale))
+		case r.Skipped:
 			t.bar.Message(fmt.Sprintf("step %d: non-finite gradient norm %v, update skipped", step, r.GradNorm))
 		}
 		for _, b := range micro {
@@ -424,6 +496,13 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 		t.extra["last_loss"] = r.Loss
 		el := time.Since(t0).Seconds()
 		met := Metric{Step: step + 1, Tokens: res.Tokens, Loss: r.Loss, LR: lr, GradNorm: r.GradNorm, TokPerSec: float64(res.Tokens) / el, Elapsed: el}
+		if math.IsNaN(met.GradNorm) || math.IsInf(met.GradNorm, 0) {
+			met.GradNorm = 0 // JSON has no NaN or inf (the skip is reported above)
+		}
+		if s := t.Scaler; s != nil {
+			scale, skipped := s.Scale, s.Skipped
+			met.LossScale, met.SkippedSteps = &scale, &skipped
+		}
 		if (step+1)%o.EvalEvery == 0 || step+1 == o.Steps {
 			if err := t.evalInto(&met, &res); err != nil {
 				return res, err
@@ -444,6 +523,10 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 	}
 	t.bar.Done()
 	res.Steps = step
+	if s := t.Scaler; s != nil {
+		skipped := s.Skipped
+		res.LossScale, res.SkippedSteps = s.Scale, &skipped
+	}
 	res.ElapsedS = time.Since(t0).Seconds()
 	res.TokPerSec = float64(res.Tokens) / res.ElapsedS
 	if lastEval != step && t.Eval != nil {

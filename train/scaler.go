@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 )
 
 // GradScaler is fp16 dynamic loss scaling with the semantics of
@@ -30,20 +31,29 @@ func NewGradScaler() *GradScaler {
 
 // Update records one step's outcome (foundInf: some gradient was inf or
 // NaN, the step was skipped) and adjusts the scale as torch's
-// GradScaler.update does.
+// GradScaler.update does. torch keeps the scale in a float32 tensor: each
+// new scale is rounded to float32, and growth that would overflow float32
+// (past 2^127 with the default factor) leaves the scale as it is (the
+// growth tracker still restarts).
 func (s *GradScaler) Update(foundInf bool) {
 	if foundInf {
-		s.Scale *= s.BackoffFactor
+		s.Scale = float64(float32(s.Scale * s.BackoffFactor))
 		s.GrowthTracker = 0
 		s.Skipped++
 		return
 	}
 	s.GrowthTracker++
 	if s.GrowthTracker == s.GrowthInterval {
-		s.Scale *= s.GrowthFactor
+		if g := s.Scale * s.GrowthFactor; g < f32Overflow {
+			s.Scale = float64(float32(g))
+		}
 		s.GrowthTracker = 0
 	}
 }
+
+// f32Overflow is the smallest float64 that rounds to +Inf in float32:
+// MaxFloat32 plus half of its ulp (2^104).
+const f32Overflow = math.MaxFloat32 + 0x1p103
 
 // MarshalBinary implements Stateful (checkpoints).
 func (s *GradScaler) MarshalBinary() ([]byte, error) { return json.Marshal(s) }

@@ -114,7 +114,7 @@ func FullTrainable(m *model.Transformer) Trainable {
 type StepResult struct {
 	Loss     float64 // mean loss per counted unit (token, pair) over all micro-batches
 	Tokens   int     // the objective's count (target tokens for LM)
-	GradNorm float64 // before clipping
+	GradNorm float64 // before clipping (of the unscaled gradients)
 	Skipped  bool    // non-finite gradient: no update was made
 }
 
@@ -129,12 +129,35 @@ func Step(m *model.Transformer, opt *optim.AdamW, micro []*model.Batch, lr, clip
 // obj.Count of all of them, global-norm clipping of tr.Grads, one AdamW
 // update (skipped, and reported, when the gradient norm is not finite).
 func StepWith(m *model.Transformer, tr Trainable, obj Objective, opt *optim.AdamW, micro []*model.Batch, lr, clip float64) (StepResult, error) {
+	return stepScaled(m, tr, obj, opt, micro, lr, clip, nil, nil)
+}
+
+// StepScaled is StepWith with dynamic loss scaling (fp16; sc nil: StepWith),
+// as torch.amp.GradScaler does it: the loss's gradient is multiplied by
+// sc.Scale before backward; after accumulation, gradients holding an inf
+// or NaN skip the update, otherwise they are unscaled (×1/Scale) before
+// clipping and the update is made; sc.Update records the outcome. The
+// check is the backend's SumSquares over tr.Grads: it accumulates float64
+// squares of float32 values (at most ~1.2e77 each), so it is finite
+// exactly when every gradient element is. GradNorm is the norm of the
+// unscaled gradients (non-finite on a skipped step).
+func StepScaled(m *model.Transformer, tr Trainable, obj Objective, opt *optim.AdamW, micro []*model.Batch, lr, clip float64, sc *GradScaler) (StepResult, error) {
+	return stepScaled(m, tr, obj, opt, micro, lr, clip, sc, nil)
+}
+
+// stepScaled is StepScaled; afterBackward, if set, runs between the accumulation
+// and the gradient check (tests inject overflows there).
+func stepScaled(m *model.Transformer, tr Trainable, obj Objective, opt *optim.AdamW, micro []*model.Batch, lr, clip float64, sc *GradScaler, afterBackward func()) (StepResult, error) {
 	var r StepResult
 	r.Tokens = obj.Count(micro)
 	if r.Tokens <= 0 {
 		return r, fmt.Errorf("step: nothing to train on in %d micro-batches", len(micro))
 	}
-	scale := 1 / float64(r.Tokens)
+	norm := 1 / float64(r.Tokens)
+	scale := norm
+	if sc != nil {
+		scale *= sc.Scale
+	}
 	tr.ZeroGrad()
 	var sum float64
 	for _, b := range micro {
@@ -144,13 +167,33 @@ func StepWith(m *model.Transformer, tr Trainable, obj Objective, opt *optim.Adam
 		}
 		sum += s
 	}
-	r.Loss = sum * scale
+	r.Loss = sum * norm
+	if afterBackward != nil {
+		afterBackward()
+	}
+	if sc != nil {
+		ss := m.BE.SumSquares(tr.Grads)
+		if math.IsNaN(ss) || math.IsInf(ss, 0) {
+			r.GradNorm, r.Skipped = math.Sqrt(ss), true
+			sc.Update(true)
+			return r, nil
+		}
+		if sc.Scale != 1 {
+			m.BE.ScaleAll(tr.Grads, 1/sc.Scale)
+		}
+	}
 	r.GradNorm = optim.ClipGradNormOn(m.BE, tr.Grads, clip)
 	if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
 		r.Skipped = true
+		if sc != nil {
+			sc.Update(true)
+		}
 		return r, nil
 	}
 	opt.Step(lr)
+	if sc != nil {
+		sc.Update(false)
+	}
 	return r, nil
 }
 

@@ -39,6 +39,7 @@ func runBench(args []string) error {
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "random seed for weights and tokens")
 	fs.Float64Var(&o.PeakPerCore, "peak-per-core", defaultPeakPerCore, "fp32 GFLOP/s of one core, for the % of peak")
 	fs.StringVar(&o.Device, "device", "", "compute device: "+device.Names)
+	recipe.PrecisionFlags(fs, &o.PrecisionConfig)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,6 +48,9 @@ func runBench(args []string) error {
 	}
 	if err := checkBounds(fs, atLeast("batch", 1), atLeast("seq", 1), atLeast("steps", 1), atLeast("warmup", 0), atLeast("threads", 0, "0: all cores"),
 		above("gemm-time", 0), above("peak-per-core", 0)); err != nil {
+		return err
+	}
+	if _, err := o.PrecisionConfig.DType(); err != nil {
 		return err
 	}
 	if *threads > 0 {

@@ -48,6 +48,7 @@ func pretrainFlags(fs *flag.FlagSet, r *recipe.PretrainConfig) {
 	fs.IntVar(&r.Threads, "threads", r.Threads, "CPU threads (default: all)")
 	fs.IntVar(&r.StopAfter, "stop-after", r.StopAfter, "stop after this many steps, saving a checkpoint (as Ctrl-C does)")
 	fs.StringVar(&r.Device, "device", r.Device, "compute device: "+device.Names)
+	recipe.PrecisionFlags(fs, &r.PrecisionConfig)
 }
 
 func runPretrain(args []string) error {

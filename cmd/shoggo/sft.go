@@ -76,6 +76,7 @@ func sftFlags(fs *flag.FlagSet, r *recipe.SFTConfig) {
 	fs.IntVar(&r.BenchSteps, "bench-steps", r.BenchSteps, "benchmark only: run N steps on random tokens at full shape")
 	fs.IntVar(&r.MaxNewTokens, "max-new-tokens", r.MaxNewTokens, "tokens generated per exact-match question")
 	fs.StringVar(&r.Device, "device", r.Device, "compute device: "+device.Names)
+	recipe.PrecisionFlags(fs, &r.PrecisionConfig)
 }
 
 func loraFlags(fs *flag.FlagSet, r *recipe.SFTConfig) {

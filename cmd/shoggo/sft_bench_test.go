@@ -95,8 +95,13 @@ func TestRecipesParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res := lastJSON(t, out); res.Mode != "lora" {
+			res := lastJSON(t, out)
+			if res.Mode != "lora" {
 				t.Errorf("recipe %s: mode %q, want lora", p, res.Mode)
+			}
+			// The Qwen1.5-1.8B recipe is QLoRA with fp16 mixed precision.
+			if strings.Contains(p, "qwen") && (res.BaseDType != "nf4" || res.Precision != "fp16") {
+				t.Errorf("recipe %s: base %q precision %q, want nf4 and fp16", p, res.BaseDType, res.Precision)
 			}
 		})
 	}
