@@ -176,26 +176,32 @@ func maxAbs(a []float64) float64 {
 // torch_P bit for bit, and its remaining distance is of the order of D
 // itself. reference/emulate_autocast_contract.py re-implements the three
 // models with exactly the contract's rounding (checked against transformers
-// in fp32 to 1e-5) and measures, over the six model/precision pairs:
-// e_P/D 0.54-0.87, |a|/|b| 0.80-0.95, cos(a, b) 0.55-0.85, loss
-// |Δ|/D_loss 0.36-1.47 (≤ 0.93 of D_loss + u_P), logits max-abs 0.61-1.35
-// of D_logits, per tensor max-abs ≤ 1.30 of (D_t + u_P·max|g_t|). The
-// bounds below leave about 1.5-2.5× margin over those numbers:
+// in fp32 to 1e-5; its results equal shoggo's lead+ops implementation to
+// ~1e-7 except GPT-2 fp16, where fp32-level differences flip a few fp16
+// roundings, 0.3·D apart). Over the six model/precision pairs, shoggo
+// (measured on main+lead+ops) and the emulation give: e_P/D 0.54-0.93,
+// |a|/|b| 0.83-0.99, cos(a, b) 0.49-0.85, loss |Δ|/D_loss 0.36-1.47 (≤ 0.93
+// of D_loss + u_P), logits max-abs 0.61-1.35 of D_logits, per tensor
+// max-abs ≤ 2.03 of (D_t + u_P·max|g_t|). The bounds leave margin over
+// those numbers:
 //
 //	gradients   e_P ≤ 1.5·D + 1e-4
 //	loss        |loss_shoggo_P - loss_torch_P| ≤ 3·D_loss + u_P
 //	logits      max-abs ≤ 2.5·D_logits + 1e-4
-//	per tensor  max-abs ≤ 3·(D_t + u_P·max|g_t|) (D_t: that tensor's max-abs D)
+//	per tensor  max-abs ≤ 4·(D_t + u_P·max|g_t|) (D_t: that tensor's max-abs D)
 //
 // An implementation that silently stays in fp32 passes those (its distance
 // is ≈ D), so when D is large enough to tell (D ≥ 1e-4, 100× shoggo's fp32
 // noise; the fixtures have D ≥ 1.7e-3) the test also requires that half
-// precision is really applied and points torch's way:
+// precision is really applied and points torch's way. "Markedly closer to
+// torch_P than fp32" is not attainable under the contract (GPT-2 bf16 is at
+// 0.93·e_32), so the distance check only asks for closer, and the magnitude
+// and direction of the half-precision error do the discriminating:
 //
-//	closer      e_P ≤ 0.95·e_32 (fp32 gives 1.00; the contract emulation ≤ 0.87)
-//	magnitude   0.25 ≤ |a|/|b| ≤ 4 (fp32 gives ~1e-4)
-//	direction   cos(a, b) ≥ 0.4 (shared rounding of the same weights and
-//	            activations; fp32's noise vector measured -0.24 to 0.27)
+//	closer      e_P ≤ 0.99·e_32 (fp32 gives exactly 1; measured ≤ 0.93)
+//	magnitude   0.25 ≤ |a|/|b| ≤ 4 (fp32 gives 3e-5..4e-4; measured ≥ 0.83)
+//	direction   cos(a, b) ≥ 0.25 (shared rounding of the same weights and
+//	            activations; measured ≥ 0.49, fp32's noise -0.24..0.27)
 func TestAutocastParity(t *testing.T) {
 	const dir = "../testdata/autocast"
 	man, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
@@ -274,13 +280,13 @@ func TestAutocastParity(t *testing.T) {
 					worst, worstName := 0.0, ""
 					for _, n := range names {
 						ref, tor, got := t32.grads[n], tp.grads[n], sp.grads[n]
-						lim := 3 * (maxAbs(sub(tor, ref)) + p.u*maxAbs(ref))
+						lim := 4 * (maxAbs(sub(tor, ref)) + p.u*maxAbs(ref))
 						d := maxAbs(sub(got, tor))
 						if d/lim > worst {
 							worst, worstName = d/lim, n
 						}
 						if d > lim {
-							t.Errorf("grad %s: max-abs distance to torch %s %.3g > 3·(D_t + u·max|g|) = %.3g", n, p.name, d, lim)
+							t.Errorf("grad %s: max-abs distance to torch %s %.3g > 4·(D_t + u·max|g|) = %.3g", n, p.name, d, lim)
 						}
 					}
 					t.Logf("worst tensor %s at %.2f of its bound", worstName, worst)
@@ -288,14 +294,14 @@ func TestAutocastParity(t *testing.T) {
 						t.Logf("D %.2g too small to tell half precision from fp32", D)
 						return
 					}
-					if eP > 0.95*e32 {
-						t.Errorf("SetPrecision(%s) is not closer to torch autocast than fp32 is: e_P %.3g, e_32 %.3g (ratio %.3f > 0.95): half precision not applied?", p.name, eP, e32, eP/e32)
+					if eP > 0.99*e32 {
+						t.Errorf("SetPrecision(%s) is not closer to torch autocast than fp32 is: e_P %.3g, e_32 %.3g (ratio %.3f > 0.99): half precision not applied?", p.name, eP, e32, eP/e32)
 					}
 					if mag < 0.25 || mag > 4 {
 						t.Errorf("SetPrecision(%s) moves the gradients by %.3g·D from fp32 (want 0.25 to 4): half precision not applied, or wrongly?", p.name, mag)
 					}
-					if cos < 0.4 {
-						t.Errorf("SetPrecision(%s): the gradients' half-precision error has cosine %.2f with torch's (want ≥ 0.4)", p.name, cos)
+					if cos < 0.25 {
+						t.Errorf("SetPrecision(%s): the gradients' half-precision error has cosine %.2f with torch's (want ≥ 0.25)", p.name, cos)
 					}
 				})
 			}
