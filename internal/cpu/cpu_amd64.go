@@ -13,18 +13,38 @@ func init() {
 		fma     = 1 << 12
 		osxsave = 1 << 27
 		avx     = 1 << 28
+		f16c    = 1 << 29
 	)
 	if ecx1&osxsave == 0 || ecx1&avx == 0 {
 		return
 	}
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 { // XMM and YMM state enabled by the OS
+	xcr0, _ := xgetbv()
+	if xcr0&6 != 6 { // XMM and YMM state enabled by the OS
 		return
 	}
 	X86.HasFMA = ecx1&fma != 0
+	X86.HasF16C = ecx1&f16c != 0
 	if maxID < 7 {
 		return
 	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	const avx2 = 1 << 5
+	eax7, ebx7, _, _ := cpuid(7, 0)
+	const (
+		avx2     = 1 << 5
+		avx512f  = 1 << 16
+		avx512bw = 1 << 30
+		avx512vl = 1 << 31
+		bf16     = 1 << 5 // CPUID.(7,1):EAX
+	)
 	X86.HasAVX2 = ebx7&avx2 != 0
+	// Opmask, ZMM0-15 upper halves and ZMM16-31 state enabled by the OS.
+	if xcr0&0xe6 != 0xe6 || ebx7&avx512f == 0 {
+		return
+	}
+	X86.HasAVX512F = true
+	X86.HasAVX512BW = ebx7&avx512bw != 0
+	X86.HasAVX512VL = ebx7&avx512vl != 0
+	if eax7 >= 1 {
+		eax71, _, _, _ := cpuid(7, 1)
+		X86.HasAVX512BF16 = eax71&bf16 != 0
+	}
 }
