@@ -28,6 +28,11 @@ var X86 struct {
 // start-up: the assembly kernels are then not used, whatever the CPU.
 var NoAsm = os.Getenv("SHOGGO_NOASM") == "1"
 
+// NoBF16 is true when the environment variable SHOGGO_NOBF16 was "1" at
+// start-up: the AVX512_BF16 kernels are then not used (the AVX2 ones
+// are), to measure or compare the fallback on a CPU that has them.
+var NoBF16 = os.Getenv("SHOGGO_NOBF16") == "1"
+
 // HasAVX2FMA reports whether the CPU and OS can run AVX2/FMA code.
 func HasAVX2FMA() bool { return X86.HasAVX2 && X86.HasFMA }
 
@@ -45,5 +50,6 @@ func HasAVX512BF16() bool {
 	return HasAVX2F16C() && X86.HasAVX512F && X86.HasAVX512BW && X86.HasAVX512VL && X86.HasAVX512BF16
 }
 
-// UseAVX512BF16 is HasAVX512BF16() unless SHOGGO_NOASM=1 is set.
-func UseAVX512BF16() bool { return HasAVX512BF16() && !NoAsm }
+// UseAVX512BF16 is HasAVX512BF16() unless SHOGGO_NOASM=1 or
+// SHOGGO_NOBF16=1 is set.
+func UseAVX512BF16() bool { return HasAVX512BF16() && !NoAsm && !NoBF16 }

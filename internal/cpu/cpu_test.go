@@ -20,7 +20,10 @@ func TestFeatures(t *testing.T) {
 	if want := HasAVX2FMA() && !NoAsm; UseAVX2FMA() != want {
 		t.Errorf("UseAVX2FMA() = %v, want %v", UseAVX2FMA(), want)
 	}
-	if want := HasAVX512BF16() && !NoAsm; UseAVX512BF16() != want {
+	if NoBF16 != (os.Getenv("SHOGGO_NOBF16") == "1") {
+		t.Errorf("NoBF16 = %v with SHOGGO_NOBF16=%q", NoBF16, os.Getenv("SHOGGO_NOBF16"))
+	}
+	if want := HasAVX512BF16() && !NoAsm && !NoBF16; UseAVX512BF16() != want {
 		t.Errorf("UseAVX512BF16() = %v, want %v", UseAVX512BF16(), want)
 	}
 	if HasAVX512BF16() && !(X86.HasAVX512F && X86.HasAVX512BW && X86.HasAVX512VL && HasAVX2F16C()) {

@@ -43,8 +43,9 @@ var (
 var hasBF16 = cpu.HasAVX512BF16()
 
 // useBF16 selects the bf16 kernel for GemmMixed calls whose operands are
-// both at BF16 precision; off with SHOGGO_NOASM=1. Tests toggle it.
-var useBF16 = hasBF16 && !cpu.NoAsm
+// both at BF16 precision; off with SHOGGO_NOASM=1 or SHOGGO_NOBF16=1 (then
+// the float32 kernel runs them). Tests toggle it.
+var useBF16 = hasBF16 && cpu.UseAVX512BF16()
 
 // bf16Buffers holds one thread's packing buffers for the bf16 kernel.
 type bf16Buffers struct {
