@@ -22,6 +22,7 @@ var X86 struct {
 	HasAVX512BW   bool // byte and word instructions
 	HasAVX512VL   bool // AVX-512 instructions on xmm/ymm registers
 	HasAVX512BF16 bool // VDPBF16PS, VCVTNE2PS2BF16, VCVTNEPS2BF16
+	HasAMXBF16    bool // AMX-TILE and AMX-BF16 (TDPBF16PS), XCR0 bits 17-18 set
 }
 
 // NoAsm is true when the environment variable SHOGGO_NOASM was "1" at
@@ -32,6 +33,10 @@ var NoAsm = os.Getenv("SHOGGO_NOASM") == "1"
 // start-up: the AVX512_BF16 kernels are then not used (the AVX2 ones
 // are), to measure or compare the fallback on a CPU that has them.
 var NoBF16 = os.Getenv("SHOGGO_NOBF16") == "1"
+
+// NoAMX is true when the environment variable SHOGGO_NOAMX was "1" at
+// start-up: the AMX kernels are then not used.
+var NoAMX = os.Getenv("SHOGGO_NOAMX") == "1"
 
 // HasAVX2FMA reports whether the CPU and OS can run AVX2/FMA code.
 func HasAVX2FMA() bool { return X86.HasAVX2 && X86.HasFMA }
@@ -53,3 +58,11 @@ func HasAVX512BF16() bool {
 // UseAVX512BF16 is HasAVX512BF16() unless SHOGGO_NOASM=1 or
 // SHOGGO_NOBF16=1 is set.
 func UseAVX512BF16() bool { return HasAVX512BF16() && !NoAsm && !NoBF16 }
+
+// UseAMXBF16 reports whether the AMX-BF16 kernels should be used: the CPU
+// has AMX-TILE and AMX-BF16, the OS lets this process use the tile data
+// (EnableAMX), and none of SHOGGO_NOASM, SHOGGO_NOBF16, SHOGGO_NOAMX is 1.
+// Its first call asks the OS for the permission.
+func UseAMXBF16() bool {
+	return X86.HasAMXBF16 && HasAVX512BF16() && !NoAsm && !NoBF16 && !NoAMX && EnableAMX()
+}

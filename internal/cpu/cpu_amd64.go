@@ -27,13 +27,15 @@ func init() {
 	if maxID < 7 {
 		return
 	}
-	eax7, ebx7, _, _ := cpuid(7, 0)
+	eax7, ebx7, _, edx7 := cpuid(7, 0)
 	const (
 		avx2     = 1 << 5
 		avx512f  = 1 << 16
 		avx512bw = 1 << 30
 		avx512vl = 1 << 31
-		bf16     = 1 << 5 // CPUID.(7,1):EAX
+		bf16     = 1 << 5  // CPUID.(7,1):EAX
+		amxBF16  = 1 << 22 // CPUID.(7,0):EDX
+		amxTile  = 1 << 24
 	)
 	X86.HasAVX2 = ebx7&avx2 != 0
 	// Opmask, ZMM0-15 upper halves and ZMM16-31 state enabled by the OS.
@@ -47,4 +49,7 @@ func init() {
 		eax71, _, _, _ := cpuid(7, 1)
 		X86.HasAVX512BF16 = eax71&bf16 != 0
 	}
+	// Tile configuration and data state enabled by the OS (with Linux's
+	// XFD the data state also needs EnableAMX's permission request).
+	X86.HasAMXBF16 = edx7&amxBF16 != 0 && edx7&amxTile != 0 && xcr0&(3<<17) == 3<<17
 }

@@ -10,7 +10,7 @@ import (
 func TestFeatures(t *testing.T) {
 	t.Logf("GOARCH=%s X86=%+v NoAsm=%v", runtime.GOARCH, X86, NoAsm)
 	if runtime.GOARCH != "amd64" && X86 != (struct {
-		HasAVX2, HasFMA, HasF16C, HasAVX512F, HasAVX512BW, HasAVX512VL, HasAVX512BF16 bool
+		HasAVX2, HasFMA, HasF16C, HasAVX512F, HasAVX512BW, HasAVX512VL, HasAVX512BF16, HasAMXBF16 bool
 	}{}) {
 		t.Errorf("x86 features reported on %s", runtime.GOARCH)
 	}
@@ -25,6 +25,12 @@ func TestFeatures(t *testing.T) {
 	}
 	if want := HasAVX512BF16() && !NoAsm && !NoBF16; UseAVX512BF16() != want {
 		t.Errorf("UseAVX512BF16() = %v, want %v", UseAVX512BF16(), want)
+	}
+	if UseAMXBF16() && (NoAsm || NoBF16 || NoAMX || !X86.HasAMXBF16 || !EnableAMX()) {
+		t.Errorf("UseAMXBF16 with NoAsm=%v NoBF16=%v NoAMX=%v %+v", NoAsm, NoBF16, NoAMX, X86)
+	}
+	if X86.HasAMXBF16 && runtime.GOOS == "linux" && !EnableAMX() {
+		t.Errorf("AMX-BF16 present but the permission request failed")
 	}
 	if HasAVX512BF16() && !(X86.HasAVX512F && X86.HasAVX512BW && X86.HasAVX512VL && HasAVX2F16C()) {
 		t.Errorf("HasAVX512BF16 without its prerequisites: %+v", X86)
@@ -61,6 +67,7 @@ func TestCPUInfo(t *testing.T) {
 		{"avx2", X86.HasAVX2}, {"fma", X86.HasFMA}, {"f16c", X86.HasF16C},
 		{"avx512f", X86.HasAVX512F}, {"avx512bw", X86.HasAVX512BW},
 		{"avx512vl", X86.HasAVX512VL}, {"avx512_bf16", X86.HasAVX512BF16},
+		{"amx_bf16", X86.HasAMXBF16}, {"amx_tile", X86.HasAMXBF16},
 	} {
 		if c.got != flags[c.flag] {
 			t.Errorf("%s: cpuid says %v, /proc/cpuinfo says %v", c.flag, c.got, flags[c.flag])

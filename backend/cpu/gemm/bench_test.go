@@ -4,22 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
-	"syscall"
 	"testing"
-	"unsafe"
 )
-
-// threadCPU returns the calling thread's CPU time in seconds (Linux; 0
-// elsewhere): on a loaded machine it leaves out the time the thread was
-// not running.
-func threadCPU() float64 {
-	var ts syscall.Timespec
-	const clockThreadCPUTimeID = 3
-	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
-		return 0
-	}
-	return float64(ts.Sec) + float64(ts.Nsec)*1e-9
-}
 
 // benchShapes are GPT-2 124M's GEMMs at B=4, T=64 (256 token rows), the
 // same table as bench/gemm/shapes.txt. A linear layer stores W as
