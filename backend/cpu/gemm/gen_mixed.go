@@ -1,9 +1,9 @@
 //go:build ignore
 
 // gen_mixed writes mixed_amd64.s, the assembly of GemmMixed: the row
-// conversions of the packing (AVX2/F16C) and the AVX512_BF16 micro-kernel,
-// whose VDPBF16PS instructions the Go assembler does not know and which are
-// therefore emitted as bytes.
+// conversions of the packing (AVX2/F16C), the AVX512_BF16 micro-kernel and
+// the AMX-BF16 one, whose VDPBF16PS and AMX instructions the Go assembler
+// does not know and which are therefore emitted as bytes.
 //
 //	go run gen_mixed.go > mixed_amd64.s
 package main
@@ -276,6 +276,135 @@ func genKernel() {
 	p(`	RET`)
 }
 
+// AMX instructions, VEX-encoded (map 0F38, W0, L0). Registers are named by
+// their numbers in the instruction encoding.
+var gpr = map[string]int{"AX": 0, "CX": 1, "DX": 2, "BX": 3, "SI": 6, "DI": 7,
+	"R8": 8, "R9": 9, "R10": 10, "R11": 11, "R12": 12, "R13": 13}
+
+func vex3(rx, x, b, vvvv, pp int, rest ...int) string {
+	b1 := 0x02 | (^rx&8)<<4 | (^x&8)<<3 | (^b&8)<<2
+	b2 := (^vvvv&15)<<3 | pp
+	s := fmt.Sprintf("BYTE $0xC4; BYTE $0x%02X; BYTE $0x%02X", b1, b2)
+	for _, r := range rest {
+		s += fmt.Sprintf("; BYTE $0x%02X", r)
+	}
+	return s
+}
+
+// sib encodes a (base)(index*1) memory operand with reg in ModRM.reg.
+func sibOperand(reg int, base, index string) []int {
+	bs, ix := gpr[base], gpr[index]
+	if bs&7 == 5 || ix == 4 {
+		panic("unsupported base/index")
+	}
+	return []int{reg<<3 | 4, (ix&7)<<3 | bs&7}
+}
+
+func ldtilecfg(base string) string {
+	b := gpr[base]
+	if b&7 == 4 || b&7 == 5 {
+		panic("unsupported base")
+	}
+	return vex3(0, 0, b, 0, 0, 0x49, b&7) + fmt.Sprintf(" // LDTILECFG (%s)", base)
+}
+
+func tilerelease() string { return vex3(0, 0, 0, 0, 0, 0x49, 0xC0) + " // TILERELEASE" }
+
+func tilezero(t int) string {
+	return vex3(0, 0, 0, 0, 3, 0x49, 0xC0|t<<3) + fmt.Sprintf(" // TILEZERO TMM%d", t)
+}
+
+func tileloadd(t int, base, index string) string {
+	return vex3(0, gpr[index], gpr[base], 0, 3, append([]int{0x4B}, sibOperand(t, base, index)...)...) +
+		fmt.Sprintf(" // TILELOADD TMM%d, (%s)(%s*1)", t, base, index)
+}
+
+func tilestored(t int, base, index string) string {
+	return vex3(0, gpr[index], gpr[base], 0, 2, append([]int{0x4B}, sibOperand(t, base, index)...)...) +
+		fmt.Sprintf(" // TILESTORED (%s)(%s*1), TMM%d", base, index, t)
+}
+
+// tdpbf16ps: TMM(c) += TMM(a) . TMM(b), a the rows of A (16 x 32 bf16),
+// b 16 pairs of rows of B (16 x 16 bf16 pairs).
+func tdpbf16ps(c, a, b int) string {
+	return vex3(0, 0, 0, b, 2, 0x5C, 0xC0|c<<3|a) + fmt.Sprintf(" // TDPBF16PS TMM%d, TMM%d, TMM%d", c, a, b)
+}
+
+// The AMX micro-kernel: for each of npan row panels of 32 rows, the 32x32
+// block of C (tiles 0-3: rows 0-15 | 16-31 x columns 0-15 | 16-31) from a
+// packed A panel (per 32 values of k: tile 4 = rows 0-15, tile 5 = rows
+// 16-31, each 16 rows of 32 bf16) and a packed B panel (per 32 values of
+// k: tile 6 = columns 0-15, tile 7 = columns 16-31, each 16 pairs of k
+// by 16 columns of bf16 pairs); all tiles 16 rows of 64 bytes.
+func genAMX() {
+	p(`// func kernelAMX(cfg *byte, steps int, a *uint16, npan int, b *uint16, c *float32, ldc, cstride, load int)`)
+	p(`//`)
+	p(`// C = AB (load 0) or C + AB (load 1) for npan row panels of 32 rows and 32`)
+	p(`// columns, the panels cstride bytes apart in C (row stride ldc bytes) and`)
+	p(`// steps*2048 bytes apart in a; b is one panel of steps*2048 bytes.`)
+	p(`TEXT ·kernelAMX(SB), NOSPLIT, $0-72`)
+	p(`	MOVQ cfg+0(FP), DI`)
+	p(`	%s`, ldtilecfg("DI"))
+	p(`	MOVQ steps+8(FP), R13`)
+	p(`	MOVQ a+16(FP), AX`)
+	p(`	MOVQ npan+24(FP), R9`)
+	p(`	MOVQ b+32(FP), R12`)
+	p(`	MOVQ c+40(FP), SI`)
+	p(`	MOVQ ldc+48(FP), CX`)
+	p(`	MOVQ cstride+56(FP), R11`)
+	p(`	MOVQ load+64(FP), R10`)
+	p(`	MOVQ $64, BX`)
+	p(`	MOVQ CX, R8`)
+	p(`	SHLQ $4, R8 // 16 rows of C`)
+	p(`panel:`)
+	p(`	LEAQ (SI)(R8*1), DI`)
+	p(`	TESTQ R10, R10`)
+	p(`	JEQ  zero`)
+	p(`	%s`, tileloadd(0, "SI", "CX"))
+	p(`	%s`, tileloadd(2, "DI", "CX"))
+	p(`	ADDQ $64, SI`)
+	p(`	ADDQ $64, DI`)
+	p(`	%s`, tileloadd(1, "SI", "CX"))
+	p(`	%s`, tileloadd(3, "DI", "CX"))
+	p(`	SUBQ $64, SI`)
+	p(`	JMP  ready`)
+	p(`zero:`)
+	for t := 0; t < 4; t++ {
+		p(`	%s`, tilezero(t))
+	}
+	p(`ready:`)
+	p(`	MOVQ R12, DX`)
+	p(`	MOVQ R13, DI`)
+	p(`step:`)
+	p(`	%s`, tileloadd(4, "AX", "BX"))
+	p(`	%s`, tileloadd(6, "DX", "BX"))
+	p(`	%s`, tdpbf16ps(0, 4, 6))
+	p(`	ADDQ $1024, DX`)
+	p(`	%s`, tileloadd(7, "DX", "BX"))
+	p(`	%s`, tdpbf16ps(1, 4, 7))
+	p(`	ADDQ $1024, AX`)
+	p(`	%s`, tileloadd(5, "AX", "BX"))
+	p(`	%s`, tdpbf16ps(2, 5, 6))
+	p(`	%s`, tdpbf16ps(3, 5, 7))
+	p(`	ADDQ $1024, AX`)
+	p(`	ADDQ $1024, DX`)
+	p(`	DECQ DI`)
+	p(`	JNE  step`)
+	p(`	LEAQ (SI)(R8*1), DI`)
+	p(`	%s`, tilestored(0, "SI", "CX"))
+	p(`	%s`, tilestored(2, "DI", "CX"))
+	p(`	ADDQ $64, SI`)
+	p(`	ADDQ $64, DI`)
+	p(`	%s`, tilestored(1, "SI", "CX"))
+	p(`	%s`, tilestored(3, "DI", "CX"))
+	p(`	SUBQ $64, SI`)
+	p(`	ADDQ R11, SI`)
+	p(`	DECQ R9`)
+	p(`	JNE  panel`)
+	p(`	%s`, tilerelease())
+	p(`	RET`)
+}
+
 func main() {
 	p(`// Code generated by gen_mixed.go; DO NOT EDIT.`)
 	p(``)
@@ -284,5 +413,7 @@ func main() {
 	genConvert()
 	p(``)
 	genKernel()
+	p(``)
+	genAMX()
 	os.Stdout.WriteString(out.String())
 }

@@ -126,7 +126,8 @@ func GemmMixed(transA, transB bool, m, n, k int, alpha float32, a Operand, lda i
 	p := problem{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
 		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc}
 	if useAsm && useBF16 && a.Prec == tensor.BF16 && b.Prec == tensor.BF16 {
-		p.bf16 = true
+		p.amx = useAMX && amxReady()
+		p.bf16 = !p.amx
 		p.cvtA, p.cvtB = a.cvtBF16(), b.cvtBF16()
 	} else {
 		p.cvtA, p.cvtB = a.cvtF32(), b.cvtF32()

@@ -16,3 +16,11 @@ func cvtRows(kind, rows, n int, src unsafe.Pointer, lds int, dst unsafe.Pointer,
 //
 //go:noescape
 func kernelBF16(kp int, a, b *uint32, c *float32, ldc int, alpha, beta float32, mode int)
+
+// kernelAMX is the AMX-BF16 micro-kernel (mixed_amd64.s): for npan row
+// panels of 32 rows, the 32x32 block AB of packed AMX panels (amx.go) is
+// stored to C (load 0) or added to it (load 1); ldc is C's row stride and
+// cstride the distance between row panels, in bytes.
+//
+//go:noescape
+func kernelAMX(cfg *byte, steps int, a *uint16, npan int, b *uint16, c *float32, ldc, cstride, load int)

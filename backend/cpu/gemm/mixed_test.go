@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/shoggo/shoggo/internal/cpu"
 	"github.com/shoggo/shoggo/tensor"
 )
 
@@ -129,6 +130,8 @@ func (mc *mixedCase) name(alpha, beta float32) string {
 // kernelName says which path GemmMixed takes for two BF16 operands.
 func kernelName() string {
 	switch {
+	case useAsm && useBF16 && useAMX:
+		return "amx"
 	case useAsm && useBF16:
 		return "bf16"
 	case useAsm:
@@ -219,9 +222,16 @@ func (mc *mixedCase) check(t *testing.T, alpha, beta float32) {
 // kernel, the float32 assembly kernel (with the assembly conversions) and
 // the Go kernel (with Go conversions).
 func mixedKernels(t *testing.T, f func(t *testing.T)) {
-	defer func(a, b bool) { useAsm, useBF16 = a, b }(useAsm, useBF16)
-	for _, k := range []string{"bf16", "asm", "go"} {
+	defer func(a, b, x bool) { useAsm, useBF16, useAMX = a, b, x }(useAsm, useBF16, useAMX)
+	for _, k := range []string{"amx", "bf16", "asm", "go"} {
+		useAMX = false
 		switch k {
+		case "amx":
+			if !hasAMX || !hasAsm || !cpu.EnableAMX() {
+				t.Log("no AMX-BF16 here: AMX kernel not tested")
+				continue
+			}
+			useAsm, useBF16, useAMX = true, true, true
 		case "bf16":
 			if !hasBF16 || !hasAsm {
 				t.Log("no AVX512_BF16 here: bf16 kernel not tested")
@@ -307,11 +317,12 @@ func TestGemmMixed(t *testing.T) {
 // TestGemmMixedSmallBlocks shrinks the cache blocks so that the shapes run
 // through several mc, kc and nc blocks, partial ones included.
 func TestGemmMixedSmallBlocks(t *testing.T) {
-	defer func(mc, kc, nc, mch, kch, nch int) {
-		mcMax, kcMax, ncMax, mcBF16, kcBF16, ncBF16 = mc, kc, nc, mch, kch, nch
-	}(mcMax, kcMax, ncMax, mcBF16, kcBF16, ncBF16)
+	defer func(mc, kc, nc, mch, kch, nch, mcx, kcx, ncx int) {
+		mcMax, kcMax, ncMax, mcBF16, kcBF16, ncBF16, mcAMX, kcAMX, ncAMX = mc, kc, nc, mch, kch, nch, mcx, kcx, ncx
+	}(mcMax, kcMax, ncMax, mcBF16, kcBF16, ncBF16, mcAMX, kcAMX, ncAMX)
 	mcMax, kcMax, ncMax = 12, 17, 32
 	mcBF16, kcBF16, ncBF16 = 12, 18, 128
+	mcAMX, kcAMX, ncAMX = 64, 32, 64
 	rng := rand.New(rand.NewPCG(23, 24))
 	dims := []int{1, 7, 40, 65, 140}
 	var cases []*mixedCase
@@ -452,7 +463,7 @@ func TestGemmMixedBF16Denormals(t *testing.T) {
 	if !hasBF16 || !hasAsm {
 		t.Skip("no AVX512_BF16 here")
 	}
-	defer func(a, b bool) { useAsm, useBF16 = a, b }(useAsm, useBF16)
+	defer func(a, b, x bool) { useAsm, useBF16, useAMX = a, b, x }(useAsm, useBF16, useAMX)
 	const k = 10
 	a := make([]uint16, k)
 	b := make([]float32, k)
@@ -460,17 +471,22 @@ func TestGemmMixedBF16Denormals(t *testing.T) {
 		a[i] = 0x0040 // 2^-127, a bf16 denormal
 		b[i] = 4
 	}
-	run := func(bf bool) float32 {
-		useAsm, useBF16 = true, bf
+	run := func(bf, amx bool) float32 {
+		useAsm, useBF16, useAMX = true, bf, amx
 		c := []float32{0}
 		GemmMixed(false, true, 1, 1, k, 1, HalfOp(a, tensor.BF16, tensor.BF16), k, F32Op(b, tensor.BF16), k, 0, c, 1)
 		return c[0]
 	}
-	if got := run(false); got != 10*0x1p-125 {
+	if got := run(false, false); got != 10*0x1p-125 {
 		t.Errorf("float32 kernel: got %g, want %g", got, 10*0x1p-125)
 	}
-	if got := run(true); got != 0 {
+	if got := run(true, false); got != 0 {
 		t.Errorf("bf16 kernel: got %g, want 0 (denormal operands flushed)", got)
+	}
+	if hasAMX && cpu.EnableAMX() {
+		if got := run(true, true); got != 0 {
+			t.Errorf("AMX kernel: got %g, want 0 (denormal operands flushed)", got)
+		}
 	}
 }
 
@@ -605,13 +621,25 @@ func TestCvtRowsStrides(t *testing.T) {
 	}
 }
 
-// TestGemmMixedNoAsm runs this package's tests with SHOGGO_NOASM=1 in a
-// child process: no assembly (neither kernel nor conversions) may run, and
-// GemmMixed must still match mixedRef.
+// TestGemmMixedNoAsm runs this test in child processes with SHOGGO_NOASM=1
+// (no assembly at all: neither kernels nor conversions), SHOGGO_NOBF16=1
+// (neither bf16 kernel) and SHOGGO_NOAMX=1 (no AMX kernel): the switches
+// must be off, and GemmMixed must still match mixedRef.
 func TestGemmMixedNoAsm(t *testing.T) {
-	if os.Getenv("SHOGGO_NOASM") == "1" {
-		if useAsm || useBF16 {
-			t.Fatalf("SHOGGO_NOASM=1 but useAsm=%v useBF16=%v", useAsm, useBF16)
+	if env := os.Getenv("GEMM_TEST_CHILD"); env != "" {
+		switch env {
+		case "SHOGGO_NOASM":
+			if useAsm || useBF16 || useAMX {
+				t.Fatalf("SHOGGO_NOASM=1 but useAsm=%v useBF16=%v useAMX=%v", useAsm, useBF16, useAMX)
+			}
+		case "SHOGGO_NOBF16":
+			if useAsm != hasAsm || useBF16 || useAMX {
+				t.Fatalf("SHOGGO_NOBF16=1 but useAsm=%v useBF16=%v useAMX=%v", useAsm, useBF16, useAMX)
+			}
+		case "SHOGGO_NOAMX":
+			if useAsm != hasAsm || useBF16 != hasBF16 || useAMX {
+				t.Fatalf("SHOGGO_NOAMX=1 but useAsm=%v useBF16=%v useAMX=%v", useAsm, useBF16, useAMX)
+			}
 		}
 		rng := rand.New(rand.NewPCG(31, 32))
 		for _, l := range layouts {
@@ -627,10 +655,12 @@ func TestGemmMixedNoAsm(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^TestGemmMixedNoAsm$", "-test.v")
-	cmd.Env = append(os.Environ(), "SHOGGO_NOASM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("child with SHOGGO_NOASM=1: %v\n%s", err, out)
+	for _, env := range []string{"SHOGGO_NOASM", "SHOGGO_NOBF16", "SHOGGO_NOAMX"} {
+		cmd := exec.Command(exe, "-test.run=^TestGemmMixedNoAsm$", "-test.v")
+		cmd.Env = append(os.Environ(), env+"=1", "GEMM_TEST_CHILD="+env)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child with %s=1: %v\n%s", env, err, out)
+		}
 	}
 }

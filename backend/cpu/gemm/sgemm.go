@@ -69,10 +69,14 @@ type problem struct {
 	c              []float32
 	lda, ldb, ldc  int
 	bf16           bool // the VDPBF16PS kernel on bf16 pairs (bf16.go)
+	amx            bool // the AMX kernel (amx.go)
 }
 
 // tile returns the rows and columns of the problem's micro-tile.
 func (p *problem) tile() (int, int) {
+	if p.amx {
+		return mrX, nrX
+	}
 	if p.bf16 {
 		return mrH, nrH
 	}
@@ -85,6 +89,7 @@ type buffers struct {
 	t      [mr * nr]float32
 	ta, tb []float32 // GemmMixed: converted source blocks (mixed.go)
 	h      bf16Buffers
+	x      amxBuffers
 }
 
 // aligned returns a slice of n floats whose first element is 64-byte aligned.
@@ -127,6 +132,10 @@ func betaMode(beta float32) int {
 
 // run computes the problem on the calling goroutine with buf's buffers.
 func (p *problem) run(buf *buffers) {
+	if p.amx {
+		p.runAMX(buf)
+		return
+	}
 	if p.bf16 {
 		p.runBF16(buf)
 		return
