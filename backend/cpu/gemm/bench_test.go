@@ -3,6 +3,7 @@ package gemm
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -109,4 +110,54 @@ func BenchmarkSgemmSmall(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkMicroKernel times the micro-kernels alone on packed panels that
+// stay in cache (an mc x kc block of A against one B panel): the float32
+// AVX2/FMA 6x16 kernel and the VDPBF16PS 6x64 kernel.
+func BenchmarkMicroKernel(b *testing.B) {
+	const kc, tiles = 256, 24
+	c := make([]float32, mrH*nrH*tiles)
+	b.Run("fp32-6x16", func(b *testing.B) {
+		if !hasAsm {
+			b.Skip("no AVX2/FMA")
+		}
+		ap, bp := aligned(kc*mr*tiles+2), aligned(kc*nr)
+		for i := range ap {
+			ap[i] = 0.5
+		}
+		for i := range bp {
+			bp[i] = 0.25
+		}
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		t0 := threadCPU()
+		for b.Loop() {
+			for t := 0; t < tiles; t++ {
+				kernel6x16(kc, &ap[t*kc*mr], &bp[0], &c[t*mr*nr], nr, 0, 0)
+			}
+		}
+		b.ReportMetric(2*mr*nr*kc*tiles*float64(b.N)/(threadCPU()-t0)/1e9, "GFLOP/s-cpu")
+	})
+	b.Run("bf16-6x64", func(b *testing.B) {
+		if !hasBF16 {
+			b.Skip("no AVX512_BF16")
+		}
+		ap, bp := alignedU32(kc/2*mrH*tiles), alignedU32(kc/2*nrH)
+		for i := range ap {
+			ap[i] = 0x3f003f00
+		}
+		for i := range bp {
+			bp[i] = 0x3e803e80
+		}
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		t0 := threadCPU()
+		for b.Loop() {
+			for t := 0; t < tiles; t++ {
+				kernelBF16(kc/2, &ap[t*kc/2*mrH], &bp[0], &c[t*mrH*nrH], nrH, 1, 0, 0)
+			}
+		}
+		b.ReportMetric(2*mrH*nrH*kc*tiles*float64(b.N)/(threadCPU()-t0)/1e9, "GFLOP/s-cpu")
+	})
 }

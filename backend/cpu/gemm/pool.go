@@ -96,9 +96,9 @@ func (c *call) work(buf *buffers) {
 // piece returns the sub-problem of piece i.
 func (c *call) piece(i int) problem {
 	q := c.p
-	unit := mr
+	unit, unitN := q.tile()
 	if c.splitN {
-		unit = nr
+		unit = unitN
 	}
 	t0, t1 := i*c.tiles/c.pieces, (i+1)*c.tiles/c.pieces
 	lo := t0 * unit
@@ -106,18 +106,18 @@ func (c *call) piece(i int) problem {
 		hi := min(t1*unit, q.n)
 		q.n = hi - lo
 		if q.transB {
-			q.b = q.b[lo*q.ldb:]
+			q.b = q.b.from(lo * q.ldb)
 		} else {
-			q.b = q.b[lo:]
+			q.b = q.b.from(lo)
 		}
 		q.c = q.c[lo:]
 	} else {
 		hi := min(t1*unit, q.m)
 		q.m = hi - lo
 		if q.transA {
-			q.a = q.a[lo:]
+			q.a = q.a.from(lo)
 		} else {
-			q.a = q.a[lo*q.lda:]
+			q.a = q.a.from(lo * q.lda)
 		}
 		q.c = q.c[lo*q.ldc:]
 	}
@@ -128,9 +128,10 @@ func (c *call) piece(i int) problem {
 func parallel(p *problem) {
 	nt := Threads()
 	splitN := p.n >= p.m
-	dim, unit := p.m, mr
+	tm, tn := p.tile()
+	dim, unit := p.m, tm
 	if splitN {
-		dim, unit = p.n, nr
+		dim, unit = p.n, tn
 	}
 	tiles := (dim + unit - 1) / unit
 	if nt < 2 || tiles < 2 || p.m*p.n*p.k < parMinWork {

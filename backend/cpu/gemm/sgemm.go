@@ -58,18 +58,38 @@ var hasAsm = cpu.HasAVX2FMA()
 var useAsm = hasAsm && !cpu.NoAsm
 
 // problem is one GEMM call, or the part of one that a thread computes.
+// Sgemm's operands are float32 at F32 precision (cvtA = cvtB = cvtNone);
+// GemmMixed's are converted while they are packed (mixed.go).
 type problem struct {
 	transA, transB bool
 	m, n, k        int
 	alpha, beta    float32
-	a, b, c        []float32
+	a, b           Operand
+	cvtA, cvtB     int // conversion of each operand (cvt* in mixed.go)
+	c              []float32
 	lda, ldb, ldc  int
+	bf16           bool // the VDPBF16PS kernel on bf16 pairs (bf16.go)
+	amx            bool // the AMX kernel (amx.go)
+}
+
+// tile returns the rows and columns of the problem's micro-tile.
+func (p *problem) tile() (int, int) {
+	if p.amx {
+		return mrX, nrX
+	}
+	if p.bf16 {
+		return mrH, nrH
+	}
+	return mr, nr
 }
 
 // buffers holds one thread's packing buffers.
 type buffers struct {
-	a, b []float32
-	t    [mr * nr]float32
+	a, b   []float32
+	t      [mr * nr]float32
+	ta, tb []float32 // GemmMixed: converted source blocks (mixed.go)
+	h      bf16Buffers
+	x      amxBuffers
 }
 
 // aligned returns a slice of n floats whose first element is 64-byte aligned.
@@ -112,6 +132,14 @@ func betaMode(beta float32) int {
 
 // run computes the problem on the calling goroutine with buf's buffers.
 func (p *problem) run(buf *buffers) {
+	if p.amx {
+		p.runAMX(buf)
+		return
+	}
+	if p.bf16 {
+		p.runBF16(buf)
+		return
+	}
 	m, n, k := p.m, p.n, p.k
 	kc := blockSize(k, kcMax, 1)
 	mc := blockSize(m, mcMax, mr)
@@ -127,7 +155,7 @@ func (p *problem) run(buf *buffers) {
 			}
 			for ic := 0; ic < m; ic += mc {
 				mb := min(mc, m-ic)
-				packA(buf.a, p.transA, p.a, p.lda, ic, mb, pc, kb, p.alpha)
+				p.packA(buf, ic, mb, pc, kb)
 				// The first ic block packs the B panels as it goes.
 				macroKernel(mb, nb, kb, buf, p.c[ic*p.ldc+jc:], p.ldc, beta, mode, p, pc, jc, ic == 0)
 			}
@@ -148,29 +176,22 @@ func macroKernel(mb, nb, kb int, buf *buffers, c []float32, ldc int, beta float3
 		bp := buf.b[jr*kb : jr*kb+kb*nr]
 		// Source rows of the next panel (16 rows of B^T, or kb rows of B),
 		// prefetched a few per tile.
-		var next []float32
+		var next unsafe.Pointer
 		var nextRows, nextStride, nextBytes, perStep int
 		if packNow {
-			packB(bp, p.transB, p.b, p.ldb, p0, kb, j0+jr, cols)
+			p.packB(buf, bp, p0, kb, j0+jr, cols)
 			if jn := jr + nr; asm && jn < nb {
-				ncols := min(nr, nb-jn)
-				if p.transB {
-					next = p.b[(j0+jn)*p.ldb+p0:]
-					nextRows, nextStride, nextBytes = ncols, p.ldb*4, kb*4
-				} else {
-					next = p.b[p0*p.ldb+j0+jn:]
-					nextRows, nextStride, nextBytes = kb, p.ldb*4, ncols*4
-				}
+				next, nextRows, nextStride, nextBytes = p.nextB(p0, kb, j0+jn, min(nr, nb-jn))
 				perStep = (nextRows + steps - 1) / steps
 			}
 		}
 		for ir := 0; ir < mb; ir += mr {
 			if nextRows > 0 {
 				r := min(perStep, nextRows)
-				prefetchRows(&next[0], nextStride, r, nextBytes)
+				prefetchRows((*float32)(next), nextStride, r, nextBytes)
 				nextRows -= r
 				if nextRows > 0 {
-					next = next[r*nextStride/4:]
+					next = unsafe.Add(next, r*nextStride)
 				}
 			}
 			rows := min(mr, mb-ir)
@@ -214,11 +235,15 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // checkMatrix panics unless s can hold a rows x cols row-major matrix with
 // row stride ld.
 func checkMatrix(name string, s []float32, rows, cols, ld int) {
+	checkLen(name, len(s), rows, cols, ld)
+}
+
+func checkLen(name string, n, rows, cols, ld int) {
 	if rows > 1 && ld < cols {
 		panic(fmt.Sprintf("gemm: ld%s = %d < %d columns", name, ld, cols))
 	}
-	if need := (rows-1)*ld + cols; len(s) < need {
-		panic(fmt.Sprintf("gemm: %s has %d elements, a %dx%d matrix with stride %d needs %d", name, len(s), rows, cols, ld, need))
+	if need := (rows-1)*ld + cols; n < need {
+		panic(fmt.Sprintf("gemm: %s has %d elements, a %dx%d matrix with stride %d needs %d", name, n, rows, cols, ld, need))
 	}
 }
 
@@ -245,6 +270,6 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		checkMatrix("b", b, k, n, ldb)
 	}
 	p := problem{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
-		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc}
+		a: Operand{F32: a}, b: Operand{F32: b}, c: c, lda: lda, ldb: ldb, ldc: ldc}
 	parallel(&p)
 }

@@ -1,0 +1,419 @@
+//go:build ignore
+
+// gen_mixed writes mixed_amd64.s, the assembly of GemmMixed: the row
+// conversions of the packing (AVX2/F16C), the AVX512_BF16 micro-kernel and
+// the AMX-BF16 one, whose VDPBF16PS and AMX instructions the Go assembler
+// does not know and which are therefore emitted as bytes.
+//
+//	go run gen_mixed.go > mixed_amd64.s
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+var out strings.Builder
+
+func p(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }
+
+// vdpbf16ps encodes VDPBF16PS zmm(src2), zmm(src1), zmm(dst): dst.fp32[i] +=
+// src1.bf16[2i]*src2.bf16[2i] + src1.bf16[2i+1]*src2.bf16[2i+1]
+// (EVEX.512.F3.0F38.W0 52 /r, register operands).
+func vdpbf16ps(src2, src1, dst int) string {
+	p0 := 0x02 // map 0F38
+	if dst&8 == 0 {
+		p0 |= 0x80 // R
+	}
+	if src2&16 == 0 {
+		p0 |= 0x40 // X (extends rm to 32 registers)
+	}
+	if src2&8 == 0 {
+		p0 |= 0x20 // B
+	}
+	if dst&16 == 0 {
+		p0 |= 0x10 // R'
+	}
+	p1 := (^src1&15)<<3 | 0x04 | 0x02 // W0, vvvv, pp = F3
+	p2 := 0x40                        // L'L = 512 bits
+	if src1&16 == 0 {
+		p2 |= 0x08 // V'
+	}
+	modrm := 0xC0 | (dst&7)<<3 | src2&7
+	return fmt.Sprintf("BYTE $0x62; BYTE $0x%02X; BYTE $0x%02X; BYTE $0x%02X; BYTE $0x52; BYTE $0x%02X // VDPBF16PS Z%d, Z%d, Z%d",
+		p0, p1, p2, modrm, src2, src1, dst)
+}
+
+// Conversion kinds, in the order of mixed.go's cvt* constants (from 1).
+type kind struct {
+	name       string
+	srcW, dstW int // element widths in bytes
+	body       []string
+}
+
+// Register use in the conversion bodies: SI source, DI destination, Y0
+// the value, Y1-Y3 scratch, Y8 = 1, Y9 = 0x7fff, Y10 = 0xffff0000,
+// Y11 = 0x00400000.
+var (
+	// loadF32 / loadBF16 / loadF16 put 8 elements in Y0 as float32.
+	loadF32  = []string{"VMOVUPS (SI), Y0"}
+	loadBF16 = []string{"VPMOVZXWD (SI), Y0", "VPSLLD $16, Y0, Y0"}
+	loadF16  = []string{"VCVTPH2PS (SI), Y0"}
+	// loadF16Exact widens fp16 like tensor.F16ToF32: VCVTPH2PS quiets a
+	// signalling NaN (sets bit 22), Go keeps its payload, so bit 22 of a
+	// NaN is put back to the fp16 value's bit 9.
+	loadF16Exact = []string{
+		"VCVTPH2PS (SI), Y0",
+		"VPMOVZXWD (SI), Y1",
+		"VPSLLD $13, Y1, Y1",
+		"VPANDN Y11, Y1, Y1", // bit 22 where the payload bit is clear
+		"VCMPPS $3, Y0, Y0, Y2",
+		"VPAND Y2, Y1, Y1",
+		"VPXOR Y1, Y0, Y0",
+	}
+	// roundBF16 leaves in Y1 the bf16 rounding of Y0 (tensor.F32ToBF16)
+	// in the upper 16 bits of each element, zero in the lower 16.
+	roundBF16 = []string{
+		"VPSRLD $16, Y0, Y1",
+		"VPAND Y8, Y1, Y1",
+		"VPADDD Y9, Y1, Y1",
+		"VPADDD Y0, Y1, Y1",
+		"VCMPPS $3, Y0, Y0, Y2", // NaN: keep the upper half, quiet it
+		"VPOR Y11, Y0, Y3",
+		"VBLENDVPS Y2, Y3, Y1, Y1",
+		"VPAND Y10, Y1, Y1",
+	}
+	// roundF16 rounds Y0 to fp16 and back (tensor.F32ToF16, F16ToF32).
+	roundF16 = []string{"VCVTPS2PH $0, Y0, X1", "VCVTPH2PS X1, Y0"}
+	storeF32 = []string{"VMOVUPS Y0, (DI)"}
+	storeY1  = []string{"VMOVUPS Y1, (DI)"}
+	// storeBF16 stores the upper halves of Y1 as 8 uint16.
+	storeBF16 = []string{
+		"VPSRLD $16, Y1, Y1",
+		"VEXTRACTI128 $1, Y1, X2",
+		"VPACKUSDW X2, X1, X1",
+		"VMOVDQU X1, (DI)",
+	}
+)
+
+func cat(parts ...[]string) []string {
+	var s []string
+	for _, x := range parts {
+		s = append(s, x...)
+	}
+	return s
+}
+
+var kinds = []kind{
+	{"BF16F32", 2, 4, cat(loadBF16, storeF32)},
+	{"F16F32", 2, 4, cat(loadF16Exact, storeF32)},
+	{"F32RoundBF16", 4, 4, cat(loadF32, roundBF16, storeY1)},
+	{"F32RoundF16", 4, 4, cat(loadF32, roundF16, storeF32)},
+	{"BF16RoundF16", 2, 4, cat(loadBF16, roundF16, storeF32)},
+	{"F16RoundBF16", 2, 4, cat(loadF16, roundBF16, storeY1)},
+	{"F32BF16", 4, 2, cat(loadF32, roundBF16, storeBF16)},
+	{"F16BF16", 2, 2, cat(loadF16, roundBF16, storeBF16)},
+}
+
+func genConvert() {
+	p(`// func cvtRows(kind, rows, n int, src unsafe.Pointer, lds int, dst unsafe.Pointer, ldd int)`)
+	p(`//`)
+	p(`// Converts rows rows of n elements (n a positive multiple of 8), row r at`)
+	p(`// src + r*lds and dst + r*ldd (strides in bytes), as kind says (mixed.go).`)
+	p(`TEXT ·cvtRows(SB), NOSPLIT, $0-56`)
+	p(`	MOVQ kind+0(FP), AX`)
+	p(`	MOVQ rows+8(FP), CX`)
+	p(`	MOVQ n+16(FP), DX`)
+	p(`	MOVQ src+24(FP), R8`)
+	p(`	MOVQ lds+32(FP), R9`)
+	p(`	MOVQ dst+40(FP), R10`)
+	p(`	MOVQ ldd+48(FP), R11`)
+	p(`	SHRQ $3, DX`)
+	p(`	MOVL $1, BX`)
+	p(`	MOVQ BX, X8`)
+	p(`	VPBROADCASTD X8, Y8`)
+	p(`	MOVL $0x7fff, BX`)
+	p(`	MOVQ BX, X9`)
+	p(`	VPBROADCASTD X9, Y9`)
+	p(`	MOVL $0xffff0000, BX`)
+	p(`	MOVQ BX, X10`)
+	p(`	VPBROADCASTD X10, Y10`)
+	p(`	MOVL $0x00400000, BX`)
+	p(`	MOVQ BX, X11`)
+	p(`	VPBROADCASTD X11, Y11`)
+	for i := range kinds {
+		p(`	CMPQ AX, $%d`, i+1)
+		p(`	JEQ  k%s`, kinds[i].name)
+	}
+	p(`	JMP  done`)
+	for _, k := range kinds {
+		p(``)
+		p(`k%s:`, k.name)
+		p(`	MOVQ R8, SI`)
+		p(`	MOVQ R10, DI`)
+		p(`	MOVQ DX, BX`)
+		p(`c%s:`, k.name)
+		for _, ins := range k.body {
+			p(`	%s`, ins)
+		}
+		p(`	ADDQ $%d, SI`, 8*k.srcW)
+		p(`	ADDQ $%d, DI`, 8*k.dstW)
+		p(`	DECQ BX`)
+		p(`	JNE  c%s`, k.name)
+		p(`	ADDQ R9, R8`)
+		p(`	ADDQ R11, R10`)
+		p(`	DECQ CX`)
+		p(`	JNE  k%s`, k.name)
+		p(`	JMP  done`)
+	}
+	p(``)
+	p(`done:`)
+	p(`	VZEROUPPER`)
+	p(`	RET`)
+}
+
+// The bf16 micro-kernel: a 6x64 tile of C from a packed panel of A (kp
+// groups of 6 uint32, each the bf16 pair op(A)[i][2p], op(A)[i][2p+1]) and
+// a packed panel of B (kp groups of 64 uint32, the pairs op(B)[2p][j],
+// op(B)[2p+1][j]). Z0-Z23 accumulate the tile (row i in Z(4i)..Z(4i+3)),
+// Z24-Z27 hold a group of B, Z28-Z29 broadcast pairs of A.
+func genKernel() {
+	const mrH, nrZ = 6, 4
+	p(`// func kernelBF16(kp int, a, b *uint32, c *float32, ldc int, alpha, beta float32, mode int)`)
+	p(`//`)
+	p(`// C = alpha*AB (mode 0), C + alpha*AB (mode 1) or beta*C + alpha*AB (mode`)
+	p(`// 2) for the 6x64 tile at c (row stride ldc elements); kp >= 1 pairs.`)
+	p(`TEXT ·kernelBF16(SB), NOSPLIT, $0-56`)
+	p(`	MOVQ kp+0(FP), CX`)
+	p(`	MOVQ a+8(FP), AX`)
+	p(`	MOVQ b+16(FP), BX`)
+	p(`	MOVQ c+24(FP), DI`)
+	p(`	MOVQ ldc+32(FP), SI`)
+	p(`	SHLQ $2, SI`)
+	p(`	LEAQ (SI)(SI*2), R9`)
+	p(`	LEAQ (DI)(SI*4), R10`)
+	rows := []string{"(DI)", "(DI)(SI*1)", "(DI)(SI*2)", "(DI)(R9*1)", "(R10)", "(R10)(SI*1)"}
+	for _, r := range rows {
+		for l := 0; l < 4; l++ {
+			if l == 0 {
+				p(`	PREFETCHT0 %s`, r)
+			} else {
+				p(`	PREFETCHT0 %d%s`, 64*l, r)
+			}
+		}
+	}
+	for i := 0; i < mrH*nrZ; i++ {
+		p(`	VPXORD Z%d, Z%d, Z%d`, i, i, i)
+	}
+	step := func(aoff, boff int) {
+		for j := 0; j < nrZ; j++ {
+			p(`	VMOVUPS %d(BX), Z%d`, boff+64*j, 24+j)
+		}
+		for i := 0; i < mrH; i++ {
+			z := 28 + i%2
+			p(`	VPBROADCASTD %d(AX), Z%d`, aoff+4*i, z)
+			for j := 0; j < nrZ; j++ {
+				p(`	%s`, vdpbf16ps(24+j, z, 4*i+j))
+			}
+		}
+	}
+	p(`	CMPQ CX, $2`)
+	p(`	JLT  tail`)
+	p(`loop2:`)
+	step(0, 0)
+	step(4*mrH, 256)
+	p(`	ADDQ $%d, AX`, 8*mrH)
+	p(`	ADDQ $512, BX`)
+	p(`	SUBQ $2, CX`)
+	p(`	CMPQ CX, $2`)
+	p(`	JGE  loop2`)
+	p(`tail:`)
+	p(`	TESTQ CX, CX`)
+	p(`	JEQ  store`)
+	step(0, 0)
+	p(`store:`)
+	p(`	VBROADCASTSS alpha+40(FP), Z30`)
+	for i := 0; i < mrH*nrZ; i++ {
+		p(`	VMULPS Z30, Z%d, Z%d`, i, i)
+	}
+	addr := func(i, j int) string {
+		if j == 0 {
+			return rows[i]
+		}
+		return fmt.Sprintf("%d%s", 64*j, rows[i])
+	}
+	p(`	MOVQ mode+48(FP), DX`)
+	p(`	CMPQ DX, $1`)
+	p(`	JEQ  accumulate`)
+	p(`	JGT  scale`)
+	for i := 0; i < mrH; i++ {
+		for j := 0; j < nrZ; j++ {
+			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
+		}
+	}
+	p(`	VZEROUPPER`)
+	p(`	RET`)
+	p(`accumulate:`)
+	for i := 0; i < mrH; i++ {
+		for j := 0; j < nrZ; j++ {
+			p(`	VADDPS %s, Z%d, Z%d`, addr(i, j), 4*i+j, 4*i+j)
+			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
+		}
+	}
+	p(`	VZEROUPPER`)
+	p(`	RET`)
+	p(`scale:`)
+	p(`	VBROADCASTSS beta+44(FP), Z31`)
+	for i := 0; i < mrH; i++ {
+		for j := 0; j < nrZ; j++ {
+			p(`	VMULPS %s, Z31, Z30`, addr(i, j))
+			p(`	VADDPS Z30, Z%d, Z%d`, 4*i+j, 4*i+j)
+			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
+		}
+	}
+	p(`	VZEROUPPER`)
+	p(`	RET`)
+}
+
+// AMX instructions, VEX-encoded (map 0F38, W0, L0). Registers are named by
+// their numbers in the instruction encoding.
+var gpr = map[string]int{"AX": 0, "CX": 1, "DX": 2, "BX": 3, "SI": 6, "DI": 7,
+	"R8": 8, "R9": 9, "R10": 10, "R11": 11, "R12": 12, "R13": 13}
+
+func vex3(rx, x, b, vvvv, pp int, rest ...int) string {
+	b1 := 0x02 | (^rx&8)<<4 | (^x&8)<<3 | (^b&8)<<2
+	b2 := (^vvvv&15)<<3 | pp
+	s := fmt.Sprintf("BYTE $0xC4; BYTE $0x%02X; BYTE $0x%02X", b1, b2)
+	for _, r := range rest {
+		s += fmt.Sprintf("; BYTE $0x%02X", r)
+	}
+	return s
+}
+
+// sib encodes a (base)(index*1) memory operand with reg in ModRM.reg.
+func sibOperand(reg int, base, index string) []int {
+	bs, ix := gpr[base], gpr[index]
+	if bs&7 == 5 || ix == 4 {
+		panic("unsupported base/index")
+	}
+	return []int{reg<<3 | 4, (ix&7)<<3 | bs&7}
+}
+
+func ldtilecfg(base string) string {
+	b := gpr[base]
+	if b&7 == 4 || b&7 == 5 {
+		panic("unsupported base")
+	}
+	return vex3(0, 0, b, 0, 0, 0x49, b&7) + fmt.Sprintf(" // LDTILECFG (%s)", base)
+}
+
+func tilerelease() string { return vex3(0, 0, 0, 0, 0, 0x49, 0xC0) + " // TILERELEASE" }
+
+func tilezero(t int) string {
+	return vex3(0, 0, 0, 0, 3, 0x49, 0xC0|t<<3) + fmt.Sprintf(" // TILEZERO TMM%d", t)
+}
+
+func tileloadd(t int, base, index string) string {
+	return vex3(0, gpr[index], gpr[base], 0, 3, append([]int{0x4B}, sibOperand(t, base, index)...)...) +
+		fmt.Sprintf(" // TILELOADD TMM%d, (%s)(%s*1)", t, base, index)
+}
+
+func tilestored(t int, base, index string) string {
+	return vex3(0, gpr[index], gpr[base], 0, 2, append([]int{0x4B}, sibOperand(t, base, index)...)...) +
+		fmt.Sprintf(" // TILESTORED (%s)(%s*1), TMM%d", base, index, t)
+}
+
+// tdpbf16ps: TMM(c) += TMM(a) . TMM(b), a the rows of A (16 x 32 bf16),
+// b 16 pairs of rows of B (16 x 16 bf16 pairs).
+func tdpbf16ps(c, a, b int) string {
+	return vex3(0, 0, 0, b, 2, 0x5C, 0xC0|c<<3|a) + fmt.Sprintf(" // TDPBF16PS TMM%d, TMM%d, TMM%d", c, a, b)
+}
+
+// The AMX micro-kernel: for each of npan row panels of 32 rows, the 32x32
+// block of C (tiles 0-3: rows 0-15 | 16-31 x columns 0-15 | 16-31) from a
+// packed A panel (per 32 values of k: tile 4 = rows 0-15, tile 5 = rows
+// 16-31, each 16 rows of 32 bf16) and a packed B panel (per 32 values of
+// k: tile 6 = columns 0-15, tile 7 = columns 16-31, each 16 pairs of k
+// by 16 columns of bf16 pairs); all tiles 16 rows of 64 bytes.
+func genAMX() {
+	p(`// func kernelAMX(cfg *byte, steps int, a *uint16, npan int, b *uint16, c *float32, ldc, cstride, load int)`)
+	p(`//`)
+	p(`// C = AB (load 0) or C + AB (load 1) for npan row panels of 32 rows and 32`)
+	p(`// columns, the panels cstride bytes apart in C (row stride ldc bytes) and`)
+	p(`// steps*2048 bytes apart in a; b is one panel of steps*2048 bytes.`)
+	p(`TEXT ·kernelAMX(SB), NOSPLIT, $0-72`)
+	p(`	MOVQ cfg+0(FP), DI`)
+	p(`	%s`, ldtilecfg("DI"))
+	p(`	MOVQ steps+8(FP), R13`)
+	p(`	MOVQ a+16(FP), AX`)
+	p(`	MOVQ npan+24(FP), R9`)
+	p(`	MOVQ b+32(FP), R12`)
+	p(`	MOVQ c+40(FP), SI`)
+	p(`	MOVQ ldc+48(FP), CX`)
+	p(`	MOVQ cstride+56(FP), R11`)
+	p(`	MOVQ load+64(FP), R10`)
+	p(`	MOVQ $64, BX`)
+	p(`	MOVQ CX, R8`)
+	p(`	SHLQ $4, R8 // 16 rows of C`)
+	p(`panel:`)
+	p(`	LEAQ (SI)(R8*1), DI`)
+	p(`	TESTQ R10, R10`)
+	p(`	JEQ  zero`)
+	p(`	%s`, tileloadd(0, "SI", "CX"))
+	p(`	%s`, tileloadd(2, "DI", "CX"))
+	p(`	ADDQ $64, SI`)
+	p(`	ADDQ $64, DI`)
+	p(`	%s`, tileloadd(1, "SI", "CX"))
+	p(`	%s`, tileloadd(3, "DI", "CX"))
+	p(`	SUBQ $64, SI`)
+	p(`	JMP  ready`)
+	p(`zero:`)
+	for t := 0; t < 4; t++ {
+		p(`	%s`, tilezero(t))
+	}
+	p(`ready:`)
+	p(`	MOVQ R12, DX`)
+	p(`	MOVQ R13, DI`)
+	p(`step:`)
+	p(`	%s`, tileloadd(4, "AX", "BX"))
+	p(`	%s`, tileloadd(6, "DX", "BX"))
+	p(`	%s`, tdpbf16ps(0, 4, 6))
+	p(`	ADDQ $1024, DX`)
+	p(`	%s`, tileloadd(7, "DX", "BX"))
+	p(`	%s`, tdpbf16ps(1, 4, 7))
+	p(`	ADDQ $1024, AX`)
+	p(`	%s`, tileloadd(5, "AX", "BX"))
+	p(`	%s`, tdpbf16ps(2, 5, 6))
+	p(`	%s`, tdpbf16ps(3, 5, 7))
+	p(`	ADDQ $1024, AX`)
+	p(`	ADDQ $1024, DX`)
+	p(`	DECQ DI`)
+	p(`	JNE  step`)
+	p(`	LEAQ (SI)(R8*1), DI`)
+	p(`	%s`, tilestored(0, "SI", "CX"))
+	p(`	%s`, tilestored(2, "DI", "CX"))
+	p(`	ADDQ $64, SI`)
+	p(`	ADDQ $64, DI`)
+	p(`	%s`, tilestored(1, "SI", "CX"))
+	p(`	%s`, tilestored(3, "DI", "CX"))
+	p(`	SUBQ $64, SI`)
+	p(`	ADDQ R11, SI`)
+	p(`	DECQ R9`)
+	p(`	JNE  panel`)
+	p(`	%s`, tilerelease())
+	p(`	RET`)
+}
+
+func main() {
+	p(`// Code generated by gen_mixed.go; DO NOT EDIT.`)
+	p(``)
+	p(`#include "textflag.h"`)
+	p(``)
+	genConvert()
+	p(``)
+	genKernel()
+	p(``)
+	genAMX()
+	os.Stdout.WriteString(out.String())
+}

@@ -1,0 +1,26 @@
+package gemm
+
+import "unsafe"
+
+// cvtRows converts rows rows of n elements (n a positive multiple of 8),
+// row r at src + r*lds and dst + r*ldd (strides in bytes), as the cvt*
+// constant kind says (mixed_amd64.s, AVX2 and F16C).
+//
+//go:noescape
+func cvtRows(kind, rows, n int, src unsafe.Pointer, lds int, dst unsafe.Pointer, ldd int)
+
+// kernelBF16 is the AVX512_BF16 micro-kernel (mixed_amd64.s): the 6x64 tile
+// alpha*AB of a packed panel a of kp pairs of 6 rows and a packed panel b
+// of kp pairs of 64 columns, written to c (row stride ldc) as mode says:
+// 0 stores it, 1 adds it to C, 2 stores beta*C + alpha*AB.
+//
+//go:noescape
+func kernelBF16(kp int, a, b *uint32, c *float32, ldc int, alpha, beta float32, mode int)
+
+// kernelAMX is the AMX-BF16 micro-kernel (mixed_amd64.s): for npan row
+// panels of 32 rows, the 32x32 block AB of packed AMX panels (amx.go) is
+// stored to C (load 0) or added to it (load 1); ldc is C's row stride and
+// cstride the distance between row panels, in bytes.
+//
+//go:noescape
+func kernelAMX(cfg *byte, steps int, a *uint16, npan int, b *uint16, c *float32, ldc, cstride, load int)
