@@ -1,0 +1,63 @@
+//go:build darwin || freebsd || linux || netbsd
+
+package dist
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The MPI tests re-execute this test binary under mpirun: TestMain sees
+// SHOGGO_DIST_WORKER and runs that scenario instead of the tests.
+const workerEnv = "SHOGGO_DIST_WORKER"
+
+func TestMain(m *testing.M) {
+	if s := os.Getenv(workerEnv); s != "" {
+		os.Exit(runWorker(s))
+	}
+	os.Exit(m.Run())
+}
+
+// mpirunArgs are the flags every test launch uses.
+var mpirunArgs = []string{"--oversubscribe"}
+
+// mpirun runs scenario on np ranks and returns the combined output. It skips
+// the test when mpirun or libmpi is missing.
+func mpirun(t *testing.T, np int, scenario string, timeout time.Duration, extraEnv ...string) (string, error, time.Duration) {
+	t.Helper()
+	path, err := exec.LookPath("mpirun")
+	if err != nil {
+		t.Skipf("mpirun not found (install %s): %v", MPIPackage, err)
+	}
+	if err := MPIAvailable(); err != nil {
+		t.Skipf("Open MPI library not available: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	args := append(append([]string{}, mpirunArgs...), "-np", fmt.Sprint(np), os.Args[0])
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = append(os.Environ(), workerEnv+"="+scenario,
+		"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+	cmd.Env = append(cmd.Env, extraEnv...)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	return string(out), err, time.Since(start)
+}
+
+func TestDistMPICollectives(t *testing.T) {
+	out, err, el := mpirun(t, 2, "collectives", 2*time.Minute)
+	t.Logf("mpirun -np 2 (%v):\n%s", el.Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("mpirun: %v", err)
+	}
+	for r := range 2 {
+		if !strings.Contains(out, fmt.Sprintf("rank %d/2 ok", r)) {
+			t.Fatalf("rank %d did not report ok", r)
+		}
+	}
+}
