@@ -61,3 +61,36 @@ func TestDistMPICollectives(t *testing.T) {
 		}
 	}
 }
+
+// A rank killed mid-run (SIGKILL, as an OOM kill would). Open MPI 4.1 does
+// not turn a dead peer into an error of the survivors' pending collectives
+// (the shared-memory and TCP transports keep waiting); its launcher
+// (mpirun/ORTE) notices the process that died without MPI_Finalize and
+// terminates the whole job: the surviving ranks get SIGTERM at once (a Go
+// program that handles it can save state), then SIGKILL about a second
+// later if they are still alive; mpirun exits non-zero naming the dead rank.
+// Measured here: the job ends 1.5 s (SIGTERM obeyed) or 2.5 s (SIGTERM
+// ignored) after the kill. The test checks both ways end within 60 s.
+func TestDistMPIKilledRank(t *testing.T) {
+	for _, ignore := range []string{"0", "1"} {
+		t.Run("ignoreterm="+ignore, func(t *testing.T) {
+			out, err, el := mpirun(t, 2, "killrank", 90*time.Second, "SHOGGO_DIST_IGNORE_TERM="+ignore)
+			t.Logf("mpirun -np 2 (%v), err %v:\n%s", el.Round(time.Millisecond), err, out)
+			if err == nil {
+				t.Fatal("mpirun succeeded although a rank was killed")
+			}
+			if el > 60*time.Second {
+				t.Fatalf("the job took %v to end after a rank died", el)
+			}
+			if !strings.Contains(out, "killing myself") {
+				t.Fatal("rank 1 did not reach the kill")
+			}
+			if strings.Contains(out, "rank 0/2 ok") {
+				t.Fatal("rank 0 finished normally")
+			}
+			if !strings.Contains(out, "rank 0: received terminated") && !strings.Contains(out, "rank 0: AllReduce at step") {
+				t.Fatal("rank 0 neither got an error nor a SIGTERM")
+			}
+		})
+	}
+}

@@ -4,7 +4,12 @@ package dist
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
 )
 
 // runWorker runs one MPI scenario as a rank of an mpirun job and returns the
@@ -19,13 +24,16 @@ func runWorker(scenario string) int {
 	switch scenario {
 	case "collectives":
 		werr = workerCollectives(c)
+	case "killrank":
+		werr = workerKillRank(c)
+	case "bench":
+		werr = workerBench(c)
 	default:
 		werr = fmt.Errorf("unknown scenario %q", scenario)
 	}
 	if werr != nil {
 		fmt.Printf("rank %d/%d FAIL: %v\n", c.Rank(), c.Size(), werr)
-		c.Close()
-		return 1
+		return 1 // no Close: MPI_Finalize could wait on the failed peer
 	}
 	if err := c.Close(); err != nil {
 		fmt.Printf("rank %d/%d close: %v\n", c.Rank(), c.Size(), err)
@@ -35,11 +43,247 @@ func runWorker(scenario string) int {
 	return 0
 }
 
-func workerCollectives(c Comm) error {
-	b := rankData(c.Rank(), 10)
-	if err := c.AllReduce(b, Sum); err != nil {
-		return err
+// expectedSum is what AllReduce(Sum) of rankData over n ranks must give:
+// the values are multiples of 0.25 below 2^20, so every order of summation
+// is exact and the result is known bit for bit.
+func expectedSum(n, m int) []float32 {
+	want := make([]float32, m)
+	for r := range n {
+		for i, v := range rankData(r, m) {
+			want[i] += v
+		}
 	}
-	fmt.Printf("rank %d: %v lib %s\n", c.Rank(), b, c.(*mpiComm).Library())
+	return want
+}
+
+func same32(what string, got, want []float32) error {
+	if len(got) != len(want) {
+		return fmt.Errorf("%s: %d elements, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			return fmt.Errorf("%s[%d] = %v, want %v", what, i, got[i], want[i])
+		}
+	}
 	return nil
 }
+
+func workerCollectives(c Comm) error {
+	n, r := c.Size(), c.Rank()
+	if n < 2 {
+		return fmt.Errorf("world of %d rank(s): not launched by mpirun?", n)
+	}
+	if c.LocalSize() != n || c.LocalRank() != r {
+		return fmt.Errorf("local rank %d/%d on one machine, want %d/%d", c.LocalRank(), c.LocalSize(), r, n)
+	}
+	// Sizes around the MPI chunking and protocol switch points.
+	for _, m := range []int{1, 7, 1000, 1 << 16, 3<<20 + 5} {
+		b := rankData(r, m)
+		if err := c.AllReduce(b, Sum); err != nil {
+			return err
+		}
+		if err := same32(fmt.Sprintf("AllReduce(%d)", m), b, expectedSum(n, m)); err != nil {
+			return err
+		}
+	}
+	// Avg: Sum then ×1/n, the same float32 multiply as the local comm.
+	b := rankData(r, 33)
+	if err := c.AllReduce(b, Avg); err != nil {
+		return err
+	}
+	want := expectedSum(n, 33)
+	scale32(want, n)
+	if err := same32("AllReduce(avg)", b, want); err != nil {
+		return err
+	}
+	b = rankData(r, 5)
+	if err := c.AllReduce(b, Max); err != nil {
+		return err
+	}
+	if err := same32("AllReduce(max)", b, rankData(n-1, 5)); err != nil {
+		return err
+	}
+	b = rankData(r, 5)
+	if err := c.AllReduce(b, Min); err != nil {
+		return err
+	}
+	if err := same32("AllReduce(min)", b, rankData(0, 5)); err != nil {
+		return err
+	}
+	f := []float64{float64(r + 1), 1e-300 * float64(r+1), 1 << 52}
+	if err := c.AllReduceF64(f, Sum); err != nil {
+		return err
+	}
+	sumR := float64(n * (n + 1) / 2)
+	if f[0] != sumR || f[1] != 1e-300*sumR && n == 2 || f[2] != float64(n)*(1<<52) {
+		return fmt.Errorf("AllReduceF64 = %v", f)
+	}
+	// Broadcast from the last rank, including a buffer MPI must segment.
+	for _, m := range []int{3, 1 << 20} {
+		b = rankData(r, m)
+		if err := c.Broadcast(b, n-1); err != nil {
+			return err
+		}
+		if err := same32(fmt.Sprintf("Broadcast(%d)", m), b, rankData(n-1, m)); err != nil {
+			return err
+		}
+	}
+	id := []byte(fmt.Sprintf("id-of-rank-%03d", r))
+	if err := c.BroadcastBytes(id, 0); err != nil {
+		return err
+	}
+	if string(id) != "id-of-rank-000" {
+		return fmt.Errorf("BroadcastBytes = %q", id)
+	}
+	if err := c.Barrier(); err != nil {
+		return err
+	}
+	const m = 1001
+	ag := make([]float32, n*m)
+	if err := c.AllGather(rankData(r, m), ag); err != nil {
+		return err
+	}
+	for q := range n {
+		if err := same32(fmt.Sprintf("AllGather block %d", q), ag[q*m:(q+1)*m], rankData(q, m)); err != nil {
+			return err
+		}
+	}
+	rs := make([]float32, m)
+	if err := c.ReduceScatter(rankData(r, n*m), rs, Sum); err != nil {
+		return err
+	}
+	if err := same32("ReduceScatter", rs, expectedSum(n, n*m)[r*m:(r+1)*m]); err != nil {
+		return err
+	}
+	// Non-blocking: several in flight, a blocking collective in between,
+	// waited in reverse order, some while this goroutine computes.
+	sizes := []int{10, 1 << 18, 3, 1 << 20}
+	bufs := make([][]float32, len(sizes))
+	reqs := make([]Request, len(sizes))
+	for j, m := range sizes {
+		bufs[j] = rankData(r+j, m)
+		reqs[j] = c.IAllReduce(bufs[j], Sum)
+	}
+	busy(20 * time.Millisecond)
+	if err := c.Barrier(); err != nil {
+		return err
+	}
+	for j := len(sizes) - 1; j >= 0; j-- {
+		if err := reqs[j].Wait(); err != nil {
+			return err
+		}
+		want := make([]float32, sizes[j])
+		for q := range n {
+			for i, v := range rankData(q+j, sizes[j]) {
+				want[i] += v
+			}
+		}
+		if err := same32(fmt.Sprintf("IAllReduce #%d", j), bufs[j], want); err != nil {
+			return err
+		}
+	}
+	avg := rankData(r, 8)
+	if err := c.IAllReduce(avg, Avg).Wait(); err != nil {
+		return err
+	}
+	want = expectedSum(n, 8)
+	scale32(want, n)
+	if err := same32("IAllReduce(avg)", avg, want); err != nil {
+		return err
+	}
+	// Go's runtime still owns its signals after MPI_Init: a nil dereference
+	// is a recoverable panic (Open MPI's SIGSEGV handler would abort), and
+	// goroutine preemption (SIGURG) still works.
+	if err := nilPanicRecovers(); err != nil {
+		return err
+	}
+	if err := preemptionWorks(); err != nil {
+		return err
+	}
+	fmt.Printf("rank %d: %s\n", r, c.(*mpiComm).Library())
+	return nil
+}
+
+// busy computes for d (the overlap a trainer's backward gives).
+func busy(d time.Duration) {
+	x := 1.0
+	for start := time.Now(); time.Since(start) < d; {
+		for range 1000 {
+			x = x*1.0000001 + 1e-9
+		}
+	}
+	_ = x
+}
+
+func nilPanicRecovers() (err error) {
+	defer func() {
+		if recover() == nil {
+			err = fmt.Errorf("nil dereference did not panic")
+		}
+	}()
+	var p *int
+	_ = *p
+	return nil
+}
+
+// preemptionWorks: with GOMAXPROCS 1, a tight loop without calls can only be
+// interrupted by asynchronous preemption (SIGURG).
+func preemptionWorks() error {
+	old := runtime.GOMAXPROCS(1)
+	defer runtime.GOMAXPROCS(old)
+	stop := make(chan struct{})
+	var flag int32
+	go func() {
+		for flag == 0 {
+		}
+		close(stop)
+	}()
+	runtime.Gosched()
+	time.Sleep(5 * time.Millisecond) // needs the loop preempted to run
+	flag = 1
+	select {
+	case <-stop:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("a tight loop was not preempted (SIGURG lost?)")
+	}
+}
+
+// workerKillRank: the last rank dies abruptly (SIGKILL to itself, as an OOM
+// kill would) in the middle of training; the others keep all-reducing.
+func workerKillRank(c Comm) error {
+	// Report how the survivors end: a SIGTERM from the launcher is printed
+	// (with the time since the kill); SHOGGO_DIST_IGNORE_TERM=1 keeps running
+	// after it, to see whether a SIGKILL follows.
+	killed := make(chan time.Time, 1)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	go func() {
+		for s := range sigs {
+			fmt.Printf("rank %d: received %v from the launcher\n", c.Rank(), s)
+			os.Stdout.Sync()
+			if os.Getenv("SHOGGO_DIST_IGNORE_TERM") != "1" {
+				os.Exit(128 + int(s.(syscall.Signal)))
+			}
+		}
+	}()
+	_ = killed
+	b := make([]float32, 1<<16)
+	for step := 0; ; step++ {
+		if c.Rank() == c.Size()-1 && step == 3 {
+			fmt.Printf("rank %d: killing myself at step %d\n", c.Rank(), step)
+			os.Stdout.Sync()
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		if err := c.AllReduce(b, Sum); err != nil {
+			fmt.Printf("rank %d: AllReduce at step %d returned: %v\n", c.Rank(), step, err)
+			return err
+		}
+		if step == 100000 {
+			return fmt.Errorf("rank %d: the dead rank was never noticed", c.Rank())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func workerBench(c Comm) error { return nil }
