@@ -49,10 +49,6 @@ import (
 // SHOGGO_MPI_LIB environment variable, when set, is tried alone.
 var MPILibraries = []string{"libmpi.so.40", "libmpi.so", "libmpi.40.dylib", "libmpi.dylib"}
 
-// MPIPackage is the Debian/Ubuntu package set that provides libmpi.so.40 and
-// mpirun (named in errors).
-const MPIPackage = "openmpi-bin libopenmpi3 (apt-get install openmpi-bin; Debian 13 names the library package libopenmpi40)"
-
 // ProgressInterval is how often the MPI goroutine polls pending non-blocking
 // requests when nobody is waiting on them.
 var ProgressInterval = 50 * time.Microsecond

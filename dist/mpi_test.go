@@ -94,3 +94,29 @@ func TestDistMPIKilledRank(t *testing.T) {
 		})
 	}
 }
+
+// Without libmpi (simulated by SHOGGO_MPI_LIB pointing at a missing file),
+// the error names the library and the package. Run in a child process: the
+// library is opened once per process.
+func TestDistMPIMissingLibrary(t *testing.T) {
+	if os.Getenv("SHOGGO_DIST_CHILD") == "missing" {
+		_, err := FromEnv()
+		fmt.Println("FROMENV:", err)
+		_, err = OpenMPI()
+		fmt.Println("ERR:", err)
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestDistMPIMissingLibrary$", "-test.v")
+	cmd.Env = append(os.Environ(), "SHOGGO_DIST_CHILD=missing", "SHOGGO_MPI_LIB=libmpi-missing.so.40",
+		"OMPI_COMM_WORLD_SIZE=2", "OMPI_COMM_WORLD_RANK=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	s := string(out)
+	if !strings.Contains(s, "ERR: dist: dlopen: cannot open Open MPI (libmpi-missing.so.40)") || !strings.Contains(s, "openmpi-bin") ||
+		!strings.Contains(s, "FROMENV: dist: mpirun asked for 2 ranks but Open MPI cannot be used: dist: dlopen: cannot open Open MPI") {
+		t.Fatalf("error does not name the library and package:\n%s", s)
+	}
+	t.Log(strings.TrimSpace(s))
+}
