@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -232,15 +233,15 @@ func preemptionWorks() error {
 	old := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(old)
 	stop := make(chan struct{})
-	var flag int32
+	var flag atomic.Int32 // Load is an intrinsic: the loop has no call
 	go func() {
-		for flag == 0 {
+		for flag.Load() == 0 {
 		}
 		close(stop)
 	}()
 	runtime.Gosched()
 	time.Sleep(5 * time.Millisecond) // needs the loop preempted to run
-	flag = 1
+	flag.Store(1)
 	select {
 	case <-stop:
 		return nil
