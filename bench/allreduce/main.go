@@ -65,7 +65,7 @@ func sweep(c dist.Comm, maxBytes int, nonblock bool) {
 	buf := make([]float32, maxBytes/4)
 	impl := "go-mpi"
 	if nonblock {
-		impl = "go-mpi-iallreduce"
+		impl = "go-mpi-async-" + asyncMode()
 	}
 	run := func(b []float32) {
 		if nonblock {
@@ -99,6 +99,15 @@ func sweep(c dist.Comm, maxBytes int, nonblock bool) {
 				impl, n, bytes, t*1e6, algbw, algbw*2*float64(n-1)/float64(n))
 		}
 	}
+}
+
+// asyncMode is how the binding runs IAllReduce (dist.MPIAsync or
+// SHOGGO_MPI_ASYNC).
+func asyncMode() string {
+	if v := os.Getenv("SHOGGO_MPI_ASYNC"); v != "" {
+		return v
+	}
+	return dist.MPIAsync
 }
 
 // busy computes for d on this goroutine.
@@ -142,7 +151,7 @@ func overlap(c dist.Comm, bytes int) {
 	tb := slowest(c, both)
 	hidden := (tc + compute.Seconds() - tb) / tc
 	if c.Rank() == 0 {
-		fmt.Printf("RESULT impl=go-mpi op=overlap ranks=%d bytes=%d comm_ms=%.2f compute_ms=%.2f both_ms=%.2f hidden=%.2f progress_us=%d\n",
-			c.Size(), bytes, tc*1e3, compute.Seconds()*1e3, tb*1e3, hidden, dist.ProgressInterval.Microseconds())
+		fmt.Printf("RESULT impl=go-mpi-async-%s op=overlap ranks=%d bytes=%d comm_ms=%.2f compute_ms=%.2f both_ms=%.2f hidden=%.2f progress_us=%d\n",
+			asyncMode(), c.Size(), bytes, tc*1e3, compute.Seconds()*1e3, tb*1e3, hidden, dist.ProgressInterval.Microseconds())
 	}
 }

@@ -7,7 +7,8 @@
 #   NP=4 MAX=$((16<<20)) bench/allreduce/run.sh
 #   MPIRUN_ARGS="--bind-to none" bench/allreduce/run.sh
 #
-# Prints RESULT lines (impl=c-mpi, go-mpi, go-mpi-iallreduce, overlap).
+# Prints RESULT lines (impl=c-mpi, go-mpi, go-mpi-async-{thread,iallreduce};
+# op=overlap with mpirun's default binding (one core per rank) and --bind-to none).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 NP=${NP:-2}
@@ -25,5 +26,10 @@ else
   echo "# mpicc not found (apt-get install libopenmpi-dev): no C reference" >&2
 fi
 run "$OUT/go-allreduce" -max "$MAX"
-run "$OUT/go-allreduce" -max "$MAX" -mode nonblock
-run "$OUT/go-allreduce" -mode overlap
+for async in thread iallreduce; do
+  SHOGGO_MPI_ASYNC=$async run "$OUT/go-allreduce" -max "$MAX" -mode nonblock
+done
+for async in thread iallreduce; do
+  SHOGGO_MPI_ASYNC=$async run "$OUT/go-allreduce" -mode overlap
+  SHOGGO_MPI_ASYNC=$async run --bind-to none "$OUT/go-allreduce" -mode overlap | sed 's/op=overlap/op=overlap bind=none/'
+done
