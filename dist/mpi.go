@@ -383,12 +383,23 @@ func (c *mpiComm) do(call string, f func() error) error {
 		return &Error{Lib: "MPI", Call: call, Msg: "communicator closed"}
 	}
 	errc := make(chan error, 1)
+	closed := &Error{Lib: "MPI", Call: call, Msg: "communicator closed"}
 	select {
 	case c.cmds <- func() { errc <- f() }:
 	case <-c.finished:
-		return &Error{Lib: "MPI", Call: call, Msg: "communicator closed"}
+		return closed
 	}
-	return <-errc
+	select {
+	case err := <-errc:
+		return err
+	case <-c.finished: // queued after Close's command: it never runs
+		select {
+		case err := <-errc:
+			return err
+		default:
+			return closed
+		}
+	}
 }
 
 func (c *mpiComm) Rank() int      { return c.rank }

@@ -127,3 +127,17 @@ func TestDistMPIMissingLibrary(t *testing.T) {
 	}
 	t.Log(strings.TrimSpace(s))
 }
+
+// The Bucketer on 2 MPI ranks gives the bits of a per-tensor AllReduce.
+func TestDDPMPIBucketer(t *testing.T) {
+	out, err, el := mpirun(t, 2, "bucketer", 2*time.Minute)
+	t.Logf("mpirun -np 2 (%v):\n%s", el.Round(time.Millisecond), out)
+	if err != nil {
+		t.Fatalf("mpirun: %v", err)
+	}
+	for r := range 2 {
+		if !strings.Contains(out, fmt.Sprintf("rank %d/2 ok", r)) {
+			t.Fatalf("rank %d did not report ok", r)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,8 +28,8 @@ func runWorker(scenario string) int {
 		werr = workerCollectives(c)
 	case "killrank":
 		werr = workerKillRank(c)
-	case "bench":
-		werr = workerBench(c)
+	case "bucketer":
+		werr = workerBucketer(c)
 	default:
 		werr = fmt.Errorf("unknown scenario %q", scenario)
 	}
@@ -38,6 +39,10 @@ func runWorker(scenario string) int {
 	}
 	if err := c.Close(); err != nil {
 		fmt.Printf("rank %d/%d close: %v\n", c.Rank(), c.Size(), err)
+		return 1
+	}
+	if err := closeSemantics(c); err != nil {
+		fmt.Printf("rank %d/%d after close: %v\n", c.Rank(), c.Size(), err)
 		return 1
 	}
 	fmt.Printf("rank %d/%d ok\n", c.Rank(), c.Size())
@@ -287,4 +292,72 @@ func workerKillRank(c Comm) error {
 	}
 }
 
-func workerBench(c Comm) error { return nil }
+// workerBucketer: DDP's gradient path on real MPI. Arena-laid gradients
+// (in-place buckets) and loose ones (staged) are bucketed, marked ready last
+// to first with compute in between, and must equal a plain per-tensor
+// AllReduce bit for bit (2 ranks: a+b is exact whatever the algorithm).
+func workerBucketer(c Comm) error {
+	sizes := []int{1000, 7, 300000, 64, 2000000, 33, 100000}
+	for _, arena := range []bool{true, false} {
+		var flat []float32
+		var grads [][]float32
+		if arena {
+			flat, grads = arenaGrads(sizes)
+		} else {
+			for _, n := range sizes {
+				grads = append(grads, make([]float32, n))
+			}
+		}
+		for _, op := range []Op{Sum, Avg} {
+			bk, err := NewBucketer(c, grads, BucketOptions{CapBytes: 1 << 20, Op: op, Flat: flat})
+			if err != nil {
+				return err
+			}
+			for step := range 3 {
+				fillGrads(grads, c.Rank(), step)
+				plain := make([][]float32, len(grads))
+				for i, g := range grads {
+					plain[i] = append([]float32(nil), g...)
+				}
+				for i := len(grads) - 1; i >= 0; i-- {
+					busy(time.Millisecond)
+					if err := bk.Ready(i); err != nil {
+						return err
+					}
+				}
+				if err := bk.WaitAll(); err != nil {
+					return err
+				}
+				for i, p := range plain {
+					if err := c.AllReduce(p, op); err != nil {
+						return err
+					}
+					if err := same32(fmt.Sprintf("arena=%v %v step %d grad %d", arena, op, step, i), grads[i], p); err != nil {
+						return err
+					}
+				}
+			}
+			st := bk.Stats()
+			if arena && st.StagedElems != 0 || !arena && st.InPlaceElems != 0 {
+				return fmt.Errorf("arena=%v: %+v", arena, st)
+			}
+		}
+	}
+	return nil
+}
+
+// closeSemantics: after Close every call fails with "communicator closed"
+// and OpenMPI cannot start MPI again (checked by the collectives scenario's
+// caller after the ok line).
+func closeSemantics(c Comm) error {
+	if err := c.Barrier(); err == nil || !strings.Contains(err.Error(), "communicator closed") {
+		return fmt.Errorf("Barrier after Close: %v", err)
+	}
+	if err := c.IAllReduce(make([]float32, 4), Sum).Wait(); err == nil {
+		return fmt.Errorf("IAllReduce after Close succeeded")
+	}
+	if _, err := OpenMPI(); err == nil || !strings.Contains(err.Error(), "cannot be initialised again") {
+		return fmt.Errorf("OpenMPI after Close: %v", err)
+	}
+	return nil
+}
