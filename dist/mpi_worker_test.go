@@ -17,9 +17,13 @@ import (
 // runWorker runs one MPI scenario as a rank of an mpirun job and returns the
 // exit code.
 func runWorker(scenario string) int {
-	c, err := OpenMPI()
+	c, err := FromEnv() // mpirun's variables: Open MPI's world
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
+		return 2
+	}
+	if _, ok := c.(*mpiComm); !ok {
+		fmt.Fprintf(os.Stderr, "worker: FromEnv under mpirun gave %T\n", c)
 		return 2
 	}
 	var werr error
@@ -78,6 +82,9 @@ func workerCollectives(c Comm) error {
 	n, r := c.Size(), c.Rank()
 	if n < 2 {
 		return fmt.Errorf("world of %d rank(s): not launched by mpirun?", n)
+	}
+	if l := DetectLaunch(); l.Launcher != MPIRun || l.Rank != r || l.Size != n || l.LocalRank != c.LocalRank() || l.LocalSize != c.LocalSize() {
+		return fmt.Errorf("launch %+v disagrees with MPI's rank %d/%d local %d/%d", l, r, n, c.LocalRank(), c.LocalSize())
 	}
 	if c.LocalSize() != n || c.LocalRank() != r {
 		return fmt.Errorf("local rank %d/%d on one machine, want %d/%d", c.LocalRank(), c.LocalSize(), r, n)
