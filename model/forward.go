@@ -310,6 +310,9 @@ func (m *Transformer) Backward(b *Batch) {
 	hs := c.HeadDim()
 	be.Zero(a.dres)
 	m.NormF.Backward(a.dres, a.dhidden, a.resid[L], a.lnfMean, a.lnfRstd)
+	if m.BackwardHook != nil {
+		m.BackwardHook(L)
+	}
 	for l := L - 1; l >= 0; l-- {
 		if m.checkpointing {
 			// Recompute the block's activations from its saved input. The
@@ -367,12 +370,18 @@ func (m *Transformer) Backward(b *Batch) {
 		blk.V.Backward(a.dln, a.dv, la.ln1)
 		be.Copy(a.dres, a.dmid)
 		blk.Norm1.Backward(a.dres, a.dln, in, la.ln1Mean, la.ln1Rstd)
+		if m.BackwardHook != nil {
+			m.BackwardHook(l)
+		}
 	}
 	if m.DEmbed != nil {
 		be.EmbeddingBackward(m.DEmbed, a.dres, b.IDs)
 	}
 	if m.DPosEmbed != nil {
 		be.EmbeddingBackward(m.DPosEmbed, a.dres, pos)
+	}
+	if m.BackwardHook != nil {
+		m.BackwardHook(-1)
 	}
 }
 

@@ -95,6 +95,14 @@ type Transformer struct {
 	// stochastic layers (LoRA dropout) can replay their masks.
 	RecomputeHook func(recomputing bool)
 
+	// BackwardHook, if set, is called by Backward as groups of parameter
+	// gradients become final (data-parallel training launches their
+	// all-reduce while backward goes on): with len(Blocks) after the final
+	// norm's backward (its gradients, the LM head's and anything the loss
+	// or a head wrote before Backward), with l after block l's backward
+	// (the block's gradients), and with -1 at the end (the embeddings').
+	BackwardHook func(layer int)
+
 	// fam is the family table entry of Cfg, looked up once when the model
 	// is built.
 	fam           *FamilySpec

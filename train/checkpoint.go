@@ -36,8 +36,12 @@ type State struct {
 	// evaluation before training, ...).
 	Extra map[string]float64 `json:"extra,omitempty"`
 	// Aux holds further marshalled state by name (Trainable.State: the
-	// LoRA dropout streams).
+	// LoRA dropout streams; in a data-parallel run rank r's copy of a
+	// per-rank state is under "name@rankR").
 	Aux map[string][]byte `json:"aux,omitempty"`
+	// WorldSize is the number of ranks of a data-parallel run (absent: 1);
+	// a resume needs the same number.
+	WorldSize int `json:"world_size,omitempty"`
 }
 
 const (
@@ -64,6 +68,15 @@ func SaveCheckpoint(root string, m *model.Transformer, opt *optim.AdamW, st Stat
 // fsynced, then renamed into place, and root/latest is updated atomically
 // last: a crash at any point leaves the previous checkpoint intact.
 func SaveCheckpointWith(root string, saveWeights func(dir string) error, opt *optim.AdamW, st State) (string, error) {
+	if opt == nil {
+		return saveCheckpoint(root, saveWeights, nil, nil, 0, false, st)
+	}
+	return saveCheckpoint(root, saveWeights, opt.Backend(), opt.State(), opt.StepCount(), true, st)
+}
+
+// saveCheckpoint is SaveCheckpointWith with the optimizer given as its
+// moment tensors (be's, or host tensors when be is nil) and step count.
+func saveCheckpoint(root string, saveWeights func(dir string) error, be backend.Backend, moments []*tensor.Tensor, optStep int, withOpt bool, st State) (string, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
 	}
@@ -77,15 +90,17 @@ func SaveCheckpointWith(root string, saveWeights func(dir string) error, opt *op
 	if err := saveWeights(tmp); err != nil {
 		return "", err
 	}
-	if opt != nil {
+	if withOpt {
 		// The moments are backend tensors: written through host copies (on
 		// the CPU backend, the tensors themselves).
-		state := opt.State()
-		host := make([]*tensor.Tensor, len(state))
-		for i, t := range state {
-			host[i] = backend.ToHost(opt.Backend(), t)
+		host := make([]*tensor.Tensor, len(moments))
+		for i, t := range moments {
+			host[i] = t
+			if be != nil {
+				host[i] = backend.ToHost(be, t)
+			}
 		}
-		if err := safetensors.Write(filepath.Join(tmp, optFile), host, map[string]string{"step": fmt.Sprint(opt.StepCount())}); err != nil {
+		if err := safetensors.Write(filepath.Join(tmp, optFile), host, map[string]string{"step": fmt.Sprint(optStep)}); err != nil {
 			return "", err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoggo/shoggo/dist"
 	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
@@ -48,6 +49,13 @@ type Options struct {
 	StopAfter int `yaml:"stop_after"`
 	// PrecisionConfig is the compute precision (precision, bf16, fp16).
 	PrecisionConfig `yaml:",inline"`
+	// Data-parallel runs (Trainer.Comm with several ranks): Zero = 1 shards
+	// the AdamW moments over the ranks (ZeRO-1); BucketMB is the gradient
+	// bucket size in MiB (0: 25); NoOverlap all-reduces the gradients after
+	// backward instead of while it runs.
+	Zero      int     `yaml:"zero"`
+	BucketMB  float64 `yaml:"bucket_mb"`
+	NoOverlap bool    `yaml:"no_overlap"`
 }
 
 // Source serves each step's micro-batches and saves and restores its
@@ -92,6 +100,11 @@ type Trainer struct {
 	// NewGradScaler(); one set here is used at any precision (a caller's
 	// settings, e.g. a short growth interval). Its state is checkpointed.
 	Scaler *GradScaler
+	// Comm, with more than one rank, makes the run data-parallel (see
+	// ddp.go): Data must serve this rank's rows (ShardRows), every rank
+	// runs Run with the same settings, and only rank 0 writes into Out
+	// and Log. nil or one rank: a single process.
+	Comm dist.Comm
 
 	// Set by Run.
 	Opt   *optim.AdamW
@@ -110,6 +123,8 @@ type Trainer struct {
 	metrics       *os.File
 	enc           *json.Encoder
 	bar           *Progress
+	ddp           *ddp // nil: one process
+	log0          io.Writer
 }
 
 // Summary is OUT/summary.json: the run's headline figures. Field names are
@@ -133,6 +148,12 @@ type Summary struct {
 	// the end and the steps it skipped for overflowing gradients, in total.
 	LossScale    float64 `json:"loss_scale,omitempty"`
 	SkippedSteps *int    `json:"skipped_steps,omitempty"`
+	// Data-parallel runs: the number of ranks (Tokens and TokPerSec count
+	// all ranks), ZeRO stage, and the seconds this rank spent waiting for
+	// the gradient all-reduce after backward (what overlap did not hide).
+	WorldSize int     `json:"world_size,omitempty"`
+	Zero      int     `json:"zero,omitempty"`
+	CommWaitS float64 `json:"comm_wait_s,omitempty"`
 }
 
 // Result is what Run returns: the summary.
@@ -246,26 +267,47 @@ func (t *Trainer) setup() (int, error) {
 		return 0, err
 	}
 	var err error
-	if t.Opt, err = optim.NewAdamWOn(t.Model.BE, t.Trainable.Params, oc); err != nil {
+	if t.Comm != nil && t.Comm.Size() > 1 {
+		if t.ddp, err = newDDP(t.Comm, t.Model, &t.Trainable, o); err != nil {
+			return 0, err
+		}
+	}
+	if t.ddp != nil && o.Zero == 1 {
+		if t.ddp.zero, err = newZero1(t.ddp, &t.Trainable, oc); err != nil {
+			return 0, err
+		}
+		t.Opt = t.ddp.zero.opt
+	} else if t.Opt, err = optim.NewAdamWOn(t.Model.BE, t.Trainable.Params, oc); err != nil {
 		return 0, err
 	}
 	if t.Sched, err = optim.ParseSchedule(o.Schedule, o.LR, o.MinLR, min(o.Warmup, o.Steps), o.Steps); err != nil {
-		return 0, err
-	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return 0, err
 	}
 	t.ckpt = filepath.Join(o.Out, "checkpoints")
 	t.pcg = rand.NewPCG(o.Seed, 0x5406)
 	t.RNG = rand.New(t.pcg)
 	t.extra = map[string]float64{}
-	if err := removeStaleSaves(t.ckpt, t.Log); err != nil {
-		return 0, err
+	if t.lead() {
+		if err := os.MkdirAll(o.Out, 0o755); err != nil {
+			return 0, err
+		}
+		if err := removeStaleSaves(t.ckpt, t.Log); err != nil {
+			return 0, err
+		}
 	}
 	if !o.Resume {
+		if t.ddp != nil {
+			return t.syncStart(0, State{})
+		}
 		return 0, nil
 	}
-	start, err := t.resume()
+	if !t.lead() {
+		return t.syncStart(0, State{})
+	}
+	start, st, err := t.resume()
+	if err == nil && t.ddp != nil {
+		start, err = t.syncStart(start, st)
+	}
 	if err == nil && start > o.Steps {
 		return 0, fmt.Errorf("resume: the checkpoint is at step %d, beyond --steps %d; pass --steps above %d to continue", start, o.Steps, start)
 	}
@@ -295,33 +337,60 @@ func removeStaleSaves(root string, log io.Writer) error {
 	return nil
 }
 
-func (t *Trainer) resume() (int, error) {
+// lead reports whether this process writes the run's files (rank 0, or
+// the only process).
+func (t *Trainer) lead() bool { return t.Comm == nil || t.Comm.Rank() == 0 }
+
+func (t *Trainer) resume() (int, State, error) {
 	path, err := LatestCheckpoint(t.ckpt)
 	if err != nil {
-		return 0, fmt.Errorf("resume: %w", err)
+		return 0, State{}, fmt.Errorf("resume: %w", err)
 	}
-	st, err := LoadCheckpointWith(path, t.Trainable.loadWeights, t.Opt)
+	opt := t.Opt
+	if t.ddp != nil && t.ddp.zero != nil {
+		opt = nil // the sharded moments are scattered by syncStart
+	}
+	st, err := LoadCheckpointWith(path, t.Trainable.loadWeights, opt)
 	if err != nil {
-		return 0, fmt.Errorf("resume: %w", err)
+		return 0, st, fmt.Errorf("resume: %w", err)
 	}
+	size := 1
+	if t.Comm != nil {
+		size = t.Comm.Size()
+	}
+	if ws := max(st.WorldSize, 1); ws != size {
+		return 0, st, fmt.Errorf("resume: %s was written by a run of %d rank(s) and this run has %d: resume with the same number of ranks (mpirun -np %d)", path, ws, size, ws)
+	}
+	if err := t.applyState(path, st, 0); err != nil {
+		return 0, st, err
+	}
+	fmt.Fprintf(t.Log, "resumed from %s at step %d\n", path, st.Step)
+	t.resumed = path
+	return st.Step, st, nil
+}
+
+// applyState restores the RNG, data position, Trainable.State (rank's own
+// entry), loss scaler and extra figures from a checkpoint's state.
+func (t *Trainer) applyState(path string, st State, rank int) error {
 	if err := t.pcg.UnmarshalBinary(st.RNG); err != nil {
-		return 0, fmt.Errorf("resume: %s: rng state: %w", path, err)
+		return fmt.Errorf("resume: %s: rng state: %w", path, err)
 	}
 	if err := t.Data.RestoreState(st.Data); err != nil {
-		return 0, fmt.Errorf("resume: %s: data position: %w", path, err)
+		return fmt.Errorf("resume: %s: data position: %w", path, err)
 	}
 	for name, s := range t.Trainable.State {
-		b, ok := st.Aux[name]
+		key := rankKey(name, rank)
+		b, ok := st.Aux[key]
 		if !ok {
-			return 0, fmt.Errorf("resume: %s: no %s state", path, name)
+			return fmt.Errorf("resume: %s: no %s state", path, key)
 		}
 		if err := s.UnmarshalBinary(b); err != nil {
-			return 0, fmt.Errorf("resume: %s: %s state: %w", path, name, err)
+			return fmt.Errorf("resume: %s: %s state: %w", path, key, err)
 		}
 	}
 	if b, ok := st.Aux[scalerState]; ok && t.Scaler != nil {
 		if err := t.Scaler.UnmarshalBinary(b); err != nil {
-			return 0, fmt.Errorf("resume: %s: %w", path, err)
+			return fmt.Errorf("resume: %s: %w", path, err)
 		}
 	} else if t.Scaler != nil {
 		fmt.Fprintf(t.Log, "resume: %s has no loss scaler state (not an fp16 run): starting at scale %g\n", path, t.Scaler.Scale)
@@ -329,43 +398,175 @@ func (t *Trainer) resume() (int, error) {
 	for k, v := range st.Extra {
 		t.extra[k] = v
 	}
-	fmt.Fprintf(t.Log, "resumed from %s at step %d\n", path, st.Step)
-	t.resumed = path
-	return st.Step, nil
+	return nil
 }
 
-// Save writes a checkpoint at step.
+// rankKey is the State.Aux key of rank's copy of a per-rank state: the
+// name itself for rank 0 (as a single process writes it), name@rankR
+// for the others.
+func rankKey(name string, rank int) string {
+	if rank == 0 {
+		return name
+	}
+	return fmt.Sprintf("%s@rank%d", name, rank)
+}
+
+// Save writes a checkpoint at step. In a data-parallel run every rank
+// calls it (it gathers per-rank state and checks that the ranks'
+// parameters agree); rank 0 writes and returns the path, the others "".
 func (t *Trainer) Save(step int) (string, error) {
-	data, err := t.Data.MarshalState()
+	st, err := t.state(step, true)
 	if err != nil {
 		return "", err
+	}
+	if t.ddp == nil {
+		return SaveCheckpointWith(t.ckpt, t.Trainable.saveWeights, t.Opt, st)
+	}
+	be := t.Trainable.BE
+	if err := t.ddp.checksum(be, t.Trainable.paramTensors(), fmt.Sprintf("step %d: the ranks' parameters diverged", step)); err != nil {
+		return "", err
+	}
+	moments := t.Opt.State()
+	if z := t.ddp.zero; z != nil {
+		if moments, err = z.fullMoments(); err != nil {
+			return "", err
+		}
+		be = nil
+	} else {
+		be = t.Opt.Backend()
+	}
+	if !t.lead() {
+		return "", nil
+	}
+	st.WorldSize = t.ddp.size
+	return saveCheckpoint(t.ckpt, t.Trainable.saveWeights, be, moments, t.Opt.StepCount(), true, st)
+}
+
+// state is the trainer state a checkpoint saves at step; with gather (a
+// collective in data-parallel runs) rank 0 also gets the other ranks'
+// Trainable.State.
+func (t *Trainer) state(step int, gather bool) (State, error) {
+	data, err := t.Data.MarshalState()
+	if err != nil {
+		return State{}, err
 	}
 	rs, err := t.pcg.MarshalBinary()
 	if err != nil {
-		return "", err
+		return State{}, err
 	}
 	st := State{Step: step, RNG: rs, Data: data, Extra: t.extra}
-	for name, s := range t.Trainable.State {
-		b, err := s.MarshalBinary()
+	names := make([]string, 0, len(t.Trainable.State))
+	for name := range t.Trainable.State {
+		names = append(names, name)
+	}
+	sort.Strings(names) // the same collective order on every rank
+	for _, name := range names {
+		b, err := t.Trainable.State[name].MarshalBinary()
 		if err != nil {
-			return "", fmt.Errorf("checkpoint: %s state: %w", name, err)
+			return st, fmt.Errorf("checkpoint: %s state: %w", name, err)
 		}
 		if st.Aux == nil {
 			st.Aux = map[string][]byte{}
 		}
 		st.Aux[name] = b
+		if t.ddp == nil || !gather {
+			continue
+		}
+		for r := 1; r < t.ddp.size; r++ {
+			var mine []byte
+			if t.ddp.rank == r {
+				mine = b
+			}
+			got, err := t.ddp.broadcastBytes(mine, r)
+			if err != nil {
+				return st, err
+			}
+			if t.lead() {
+				st.Aux[rankKey(name, r)] = got
+			}
+		}
 	}
 	if t.Scaler != nil {
 		b, err := t.Scaler.MarshalBinary()
 		if err != nil {
-			return "", err
+			return st, err
 		}
 		if st.Aux == nil {
 			st.Aux = map[string][]byte{}
 		}
 		st.Aux[scalerState] = b
 	}
-	return SaveCheckpointWith(t.ckpt, t.Trainable.saveWeights, t.Opt, st)
+	return st, nil
+}
+
+// startState is what rank 0 sends the other ranks when a data-parallel run
+// starts.
+type startState struct {
+	Start   int    `json:"start"`
+	Resumed string `json:"resumed,omitempty"`
+	OptStep int    `json:"opt_step"`
+	State   State  `json:"state"`
+}
+
+// syncStart makes every rank start where rank 0 does: rank 0's trainer
+// state (st when resumed), parameters and (resumed) optimizer moments are
+// broadcast, then the parameters are checksummed across ranks.
+func (t *Trainer) syncStart(start int, st State) (int, error) {
+	d := t.ddp
+	var blob []byte
+	if t.lead() {
+		if t.resumed == "" {
+			var err error
+			if st, err = t.state(0, false); err != nil {
+				return 0, err
+			}
+		}
+		var err error
+		if blob, err = json.Marshal(startState{start, t.resumed, t.Opt.StepCount(), st}); err != nil {
+			return 0, err
+		}
+	}
+	blob, err := d.broadcastBytes(blob, 0)
+	if err != nil {
+		return 0, fmt.Errorf("ddp: start: %w", err)
+	}
+	var ss startState
+	if err := json.Unmarshal(blob, &ss); err != nil {
+		return 0, fmt.Errorf("ddp: start: %w", err)
+	}
+	if !t.lead() {
+		t.resumed = ss.Resumed
+		if ss.Resumed != "" {
+			if err := t.applyState(ss.Resumed+" (from rank 0)", ss.State, d.rank); err != nil {
+				return 0, err
+			}
+		} else if err := t.Data.RestoreState(ss.State.Data); err != nil {
+			// The same position on every rank: this checks that every rank
+			// built the same data (seed, batch, corpus).
+			return 0, fmt.Errorf("ddp: rank %d's data differs from rank 0's: %w", d.rank, err)
+		}
+		if d.zero == nil {
+			t.Opt.SetStepCount(ss.OptStep)
+		}
+	}
+	be := t.Trainable.BE
+	if err := d.broadcastTensors(be, t.Trainable.paramTensors()); err != nil {
+		return 0, err
+	}
+	if ss.Resumed != "" {
+		if d.zero != nil {
+			err = d.zero.loadMoments(ss.Resumed)
+		} else {
+			err = d.broadcastTensors(t.Opt.Backend(), t.Opt.State())
+		}
+		if err != nil {
+			return 0, fmt.Errorf("ddp: optimizer state: %w", err)
+		}
+	}
+	if err := d.checksum(be, t.Trainable.paramTensors(), "after the broadcast from rank 0"); err != nil {
+		return 0, err
+	}
+	return ss.Start, nil
 }
 
 // evaluate runs the Eval hook with stochastic layers off.
@@ -390,7 +591,10 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 	if err := t.defaults(); err != nil {
 		return res, err
 	}
-	if t.Lock == nil {
+	if !t.lead() {
+		t.Log = io.Discard // rank 0 prints for the run
+	}
+	if t.Lock == nil && t.lead() {
 		var extra []string
 		if rel, err := filepath.Rel(t.Opts.Out, t.FinalDir); err == nil && filepath.IsLocal(rel) {
 			extra = append(extra, rel)
@@ -406,13 +610,20 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	t.start = start
-	if err := t.openMetrics(start); err != nil {
-		return res, err
+	if t.lead() {
+		if err := t.openMetrics(start); err != nil {
+			return res, err
+		}
+		defer t.metrics.Close()
+	} else {
+		t.enc = json.NewEncoder(io.Discard)
 	}
-	defer t.metrics.Close()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() { <-ctx.Done(); stop() }() // a second Ctrl-C kills
+	if t.ddp != nil {
+		defer t.announceSignals()()
+	}
 	if start == 0 {
 		ev, err := t.evaluate()
 		if err != nil {
@@ -442,8 +653,15 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 	lastVal := math.NaN()
 	lastEval := -1
 	step := start
+	if d := t.ddp; d != nil {
+		// Evaluated after each step's backward and agreed on by all ranks.
+		d.wantStop = func() bool {
+			return ctx.Err() != nil || (t.lead() && o.TimeLimit > 0 && time.Since(t0) > o.TimeLimit)
+		}
+	}
 	for ; step < o.Steps; step++ {
-		if ctx.Err() != nil || (o.TimeLimit > 0 && time.Since(t0) > o.TimeLimit) || (o.StopAfter > 0 && step-start >= o.StopAfter) {
+		if t.ddp == nil && (ctx.Err() != nil || (o.TimeLimit > 0 && time.Since(t0) > o.TimeLimit)) || (o.StopAfter > 0 && step-start >= o.StopAfter) ||
+			t.ddp != nil && t.ddp.stopAll {
 			res.Interrupted = true
 			break
 		}
@@ -464,7 +682,7 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 		if t.Scaler != nil {
 			scale = t.Scaler.Scale
 		}
-		r, err := stepScaled(t.Model, t.Trainable, t.Objective, t.Opt, micro, lr, o.Clip, t.Scaler, after)
+		r, err := stepCore(t.Model, t.Trainable, t.Objective, t.Opt, micro, lr, o.Clip, t.Scaler, after, t.ddp)
 		if err != nil {
 			return res, fmt.Errorf("step %d: %w", step, err)
 		}
@@ -488,6 +706,9 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 		}
 		for _, b := range micro {
 			res.Tokens += int64(b.B * b.T)
+			if t.ddp != nil {
+				res.Tokens += int64(b.B*b.T) * int64(t.ddp.size-1) // every rank's rows have this shape
+			}
 		}
 		if step == 0 {
 			t.extra["first_loss"] = r.Loss
@@ -509,7 +730,7 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 			}
 			lastVal, lastEval = met.ValLoss, step+1
 		}
-		if t.Sample != nil && o.SampleEvery > 0 && (step+1)%o.SampleEvery == 0 {
+		if t.Sample != nil && o.SampleEvery > 0 && (step+1)%o.SampleEvery == 0 && t.lead() {
 			met.Sample = t.Sample(t.RNG)
 			t.bar.Message(fmt.Sprintf("step %d sample: %q", step+1, met.Sample))
 		}
@@ -529,6 +750,12 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 	}
 	res.ElapsedS = time.Since(t0).Seconds()
 	res.TokPerSec = float64(res.Tokens) / res.ElapsedS
+	if d := t.ddp; d != nil {
+		res.WorldSize, res.CommWaitS = d.size, d.waitTime.Seconds()
+		if d.zero != nil {
+			res.Zero = 1
+		}
+	}
 	if lastEval != step && t.Eval != nil {
 		met := Metric{Step: step, Tokens: res.Tokens, Elapsed: res.ElapsedS}
 		if err := t.evalInto(&met, &res); err != nil {
@@ -577,12 +804,27 @@ func formatEval(ev map[string]float64) string {
 }
 
 // finish saves the checkpoint, the result, the plot and summary.json.
+// In a data-parallel run rank 0 writes them while the other ranks wait at
+// a barrier, so every rank returns after the outputs exist.
 func (t *Trainer) finish(res Result) (Result, error) {
+	res, err := t.finishRun(res)
+	if t.ddp != nil {
+		if berr := t.Comm.Barrier(); err == nil {
+			err = berr
+		}
+	}
+	return res, err
+}
+
+func (t *Trainer) finishRun(res Result) (Result, error) {
 	var err error
 	if res.Steps == t.start && t.resumed != "" {
 		res.Checkpoint = t.resumed // nothing new to save
 	} else if res.Checkpoint, err = t.Save(res.Steps); err != nil {
 		return res, err
+	}
+	if !t.lead() {
+		res.Checkpoint = filepath.Join(t.ckpt, CheckpointName(res.Steps)) // rank 0's
 	}
 	res.FinalLoss = t.extra["last_loss"]
 	if res.Interrupted {
@@ -599,6 +841,9 @@ func (t *Trainer) finish(res Result) (Result, error) {
 	}
 	t.Trainable.setTraining(false)
 	res.Output = t.FinalDir
+	if !t.lead() {
+		return res, nil
+	}
 	if err := t.Trainable.Save(t.FinalDir); err != nil {
 		return res, err
 	}

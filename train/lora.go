@@ -12,6 +12,6 @@ import (
 // wiring is written.
 func LoRA(m *model.Transformer, a *lora.Adapters) Trainable {
 	m.RecomputeHook = a.ReplayMasks
-	return Trainable{Params: a.Params(), Grads: a.Grads(), ZeroGrad: a.ZeroGrad, BE: m.BE, Save: a.Save,
+	return Trainable{Params: a.Params(), Grads: a.Grads(), ZeroGrad: a.ZeroGrad, BE: m.BE, GradArena: a.GradArena, Save: a.Save,
 		SetTraining: a.SetTraining, State: map[string]Stateful{"lora_dropout": a.DropoutState()}}
 }

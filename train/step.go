@@ -39,6 +39,11 @@ type Trainable struct {
 	Params   []optim.Param
 	Grads    []*tensor.Tensor
 	ZeroGrad func()
+	// GradArena, if set, is the arena most Grads are views of (the model's
+	// or the adapters'): data-parallel runs all-reduce its gradients in
+	// place, and gradients outside it (a head's) are taken to be final
+	// before the model's Backward starts.
+	GradArena *tensor.Arena
 	// BE is the backend holding Params: the default checkpoint weights go
 	// through it (backend.ToHost, backend.FillHost); nil: host tensors.
 	BE backend.Backend
@@ -104,7 +109,7 @@ func (tr *Trainable) setTraining(on bool) {
 // FullTrainable makes every model parameter trainable. Its checkpoints hold
 // the model as an fp32 HF directory (usable by generate).
 func FullTrainable(m *model.Transformer) Trainable {
-	return Trainable{Params: Params(m), Grads: m.Grads.Tensors(), ZeroGrad: m.ZeroGrad, BE: m.BE,
+	return Trainable{Params: Params(m), Grads: m.Grads.Tensors(), ZeroGrad: m.ZeroGrad, BE: m.BE, GradArena: m.Grads,
 		Save:        func(dir string) error { return m.SaveHF(dir, model.SaveOptions{}) },
 		SaveWeights: func(dir string) error { return m.SaveHF(dir, model.SaveOptions{DType: tensor.F32}) },
 		LoadWeights: func(dir string) error { return loadModelWeights(dir, m) }}
@@ -148,24 +153,56 @@ func StepScaled(m *model.Transformer, tr Trainable, obj Objective, opt *optim.Ad
 // stepScaled is StepScaled; afterBackward, if set, runs between the accumulation
 // and the gradient check (tests inject overflows there).
 func stepScaled(m *model.Transformer, tr Trainable, obj Objective, opt *optim.AdamW, micro []*model.Batch, lr, clip float64, sc *GradScaler, afterBackward func()) (StepResult, error) {
+	return stepCore(m, tr, obj, opt, micro, lr, clip, sc, afterBackward, nil)
+}
+
+// stepCore is stepScaled; with d (several ranks) the count, the gradients
+// and the loss are reduced over the ranks (see ddp.go) and ZeRO-1 replaces
+// the optimizer's update.
+func stepCore(m *model.Transformer, tr Trainable, obj Objective, opt *optim.AdamW, micro []*model.Batch, lr, clip float64, sc *GradScaler, afterBackward func(), d *ddp) (StepResult, error) {
 	var r StepResult
 	r.Tokens = obj.Count(micro)
-	if r.Tokens <= 0 {
+	count := float64(r.Tokens)
+	if d != nil {
+		v, err := d.sumF64(count)
+		if err != nil {
+			return r, err
+		}
+		count = v[0]
+		r.Tokens = int(count)
+	}
+	if count <= 0 {
 		return r, fmt.Errorf("step: nothing to train on in %d micro-batches", len(micro))
 	}
-	norm := 1 / float64(r.Tokens)
+	norm := 1 / count
 	scale := norm
 	if sc != nil {
 		scale *= sc.Scale
 	}
 	tr.ZeroGrad()
 	var sum float64
-	for _, b := range micro {
+	for i, b := range micro {
+		last := d != nil && i == len(micro)-1
+		if last {
+			d.arm()
+		}
 		s, err := obj.ForwardBackward(m, b, scale)
+		if last {
+			d.disarm()
+		}
 		if err != nil {
 			return r, err
 		}
 		sum += s
+	}
+	if d != nil {
+		if err := d.reduceGrads(); err != nil {
+			return r, err
+		}
+		var err error
+		if sum, err = d.endStep(sum); err != nil {
+			return r, err
+		}
 	}
 	r.Loss = sum * norm
 	if afterBackward != nil {
@@ -190,7 +227,13 @@ func stepScaled(m *model.Transformer, tr Trainable, obj Objective, opt *optim.Ad
 		}
 		return r, nil
 	}
-	opt.Step(lr)
+	if d != nil && d.zero != nil {
+		if err := d.zero.step(lr); err != nil {
+			return r, err
+		}
+	} else {
+		opt.Step(lr)
+	}
 	if sc != nil {
 		sc.Update(false)
 	}
