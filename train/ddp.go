@@ -74,6 +74,10 @@ type ddp struct {
 	stopAll  bool        // the ranks agreed to stop after the step
 	waitTime time.Duration
 	reduces  int
+	armedAt  int // buckets launched when the hook was armed
+	// early counts the buckets launched by the backward hook (before
+	// WaitAll), buckets the buckets launched in all.
+	early, buckets int
 }
 
 // layerOf returns the block index in a tensor name ("...layers.3..." or
@@ -181,6 +185,7 @@ func (d *ddp) arm() {
 		return
 	}
 	clear(d.marked)
+	d.armedAt = d.bk.Stats().Launched
 	d.m.BackwardHook = d.onLayer
 }
 
@@ -207,7 +212,11 @@ func (d *ddp) reduceGrads() error {
 	t0 := time.Now()
 	defer func() { d.waitTime += time.Since(t0); d.reduces++ }()
 	if d.bk != nil {
+		if d.overlap {
+			d.early += d.bk.Stats().Launched - d.armedAt
+		}
 		err := d.bk.WaitAll()
+		d.buckets = d.bk.Stats().Launched
 		if herr := d.hookErr; herr != nil {
 			d.hookErr = nil
 			return errors.Join(herr, err)

@@ -11,7 +11,11 @@ import (
 	"sync"
 	"testing"
 
+	"math/rand/v2"
+
+	"github.com/shoggo/shoggo/backend/cpu"
 	"github.com/shoggo/shoggo/dist"
+	"github.com/shoggo/shoggo/lora"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/tensor"
 )
@@ -39,9 +43,13 @@ type ddpRun struct {
 	batch  int // global rows per micro-batch
 	opts   Options
 	lora   bool
+	// setup, if set, adjusts each rank's trainer before it runs.
+	setup func(rank int, tr *Trainer)
 	// per rank, filled by run
-	models []*model.Transformer
-	res    []Result
+	models   []*model.Transformer
+	adapters []*lora.Adapters
+	trainers []*Trainer
+	res      []Result
 }
 
 func (r *ddpRun) run(t *testing.T) error {
@@ -51,6 +59,7 @@ func (r *ddpRun) run(t *testing.T) error {
 		comms = dist.NewLocal(r.ranks)
 	}
 	r.models, r.res = make([]*model.Transformer, r.ranks), make([]Result, r.ranks)
+	r.adapters, r.trainers = make([]*lora.Adapters, r.ranks), make([]*Trainer, r.ranks)
 	errs := make([]error, r.ranks)
 	var wg sync.WaitGroup
 	for k := range r.ranks {
@@ -62,8 +71,29 @@ func (r *ddpRun) run(t *testing.T) error {
 			m = m2
 		}
 		r.models[k] = m
-		tr := &Trainer{Opts: r.opts, Model: m, Trainable: FullTrainable(m),
+		trainable := FullTrainable(m)
+		if r.lora {
+			cfg, _ := model.LookupPreset(r.preset)
+			base, err := model.New(cfg, cpu.New(), tensor.F32, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base.InitWeights(rand.New(rand.NewPCG(5, 1)))
+			// Per-rank seeds: A starts differently (rank 0's is broadcast)
+			// and the dropout masks are drawn independently.
+			a, err := lora.Apply(base, lora.Config{R: 2, Alpha: 4, Dropout: 0.2, Targets: []string{"q_proj", "v_proj", "down_proj"}, Seed: 1 + 1000*uint64(k)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, r.models[k], r.adapters[k] = base, base, a
+			trainable = LoRA(base, a)
+		}
+		tr := &Trainer{Opts: r.opts, Model: m, Trainable: trainable,
 			Data: &globalSource{B: r.batch, V: m.Cfg.VocabSize}}
+		r.trainers[k] = tr
+		if r.setup != nil {
+			r.setup(k, tr)
+		}
 		if comms != nil {
 			tr.Comm = comms[k]
 			tr.Data = ShardRows(tr.Data, comms[k])
@@ -216,6 +246,11 @@ func TestDDPLocalOverlapAndZero(t *testing.T) {
 			for k := range r.models {
 				sameBits(t, fmt.Sprintf("rank %d", k), r.models[k].Params.Flat().F32, want)
 			}
+			if d := r.trainers[0].ddp; c.bucket > 0 && (d.early == 0 || d.early >= d.buckets) {
+				t.Errorf("%d of %d buckets launched during backward", d.early, d.buckets)
+			} else {
+				t.Logf("%d of %d buckets launched during backward", d.early, d.buckets)
+			}
 			if c.zero == 1 && r.res[0].Zero != 1 {
 				t.Errorf("summary zero = %d", r.res[0].Zero)
 			}
@@ -336,4 +371,70 @@ func TestDDPChecksumNamesTensor(t *testing.T) {
 			t.Errorf("rank %d: %v", k, err)
 		}
 	}
+}
+
+// LoRA with dropout on 2 ranks: each rank draws its own masks; a checkpoint
+// holds every rank's dropout streams, so a stop and resume continues bit
+// for bit.
+func TestDDPLocalLoRAResume(t *testing.T) {
+	full := &ddpRun{preset: "tiny-llama", ranks: 2, batch: 4, lora: true, opts: ddpOpts(t.TempDir())}
+	if err := full.run(t); err != nil {
+		t.Fatal(err)
+	}
+	w0 := full.adapters[0].WeightArena.Flat().F32
+	sameBits(t, "rank 1 adapters", full.adapters[1].WeightArena.Flat().F32, w0)
+	part := &ddpRun{preset: "tiny-llama", ranks: 2, batch: 4, lora: true, opts: ddpOpts(t.TempDir())}
+	part.opts.StopAfter, part.opts.SaveEvery = 3, 0
+	if err := part.run(t); err != nil {
+		t.Fatal(err)
+	}
+	st := readState(t, filepath.Join(part.opts.Out, "checkpoints", CheckpointName(3)))
+	if len(st.Aux["lora_dropout"]) == 0 || len(st.Aux["lora_dropout@rank1"]) == 0 || string(st.Aux["lora_dropout"]) == string(st.Aux["lora_dropout@rank1"]) {
+		t.Fatalf("checkpoint aux: %d keys, rank 0 and rank 1 dropout states equal or missing", len(st.Aux))
+	}
+	part.opts.StopAfter, part.opts.Resume = 0, true
+	if err := part.run(t); err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "resumed adapters", part.adapters[0].WeightArena.Flat().F32, w0)
+	sameBits(t, "resumed adapters, rank 1", part.adapters[1].WeightArena.Flat().F32, w0)
+}
+
+// overflowLM injects an infinite gradient on one rank at one step.
+type overflowLM struct {
+	tr        *Trainable
+	at, calls int
+}
+
+func (o *overflowLM) Count(micro []*model.Batch) int { return LM{}.Count(micro) }
+func (o *overflowLM) ForwardBackward(m *model.Transformer, b *model.Batch, s float64) (float64, error) {
+	l, err := LM{}.ForwardBackward(m, b, s)
+	o.calls++
+	if o.calls == o.at {
+		o.tr.Grads[3].F32[0] = float32(math.Inf(1))
+	}
+	return l, err
+}
+
+// fp16 loss scaling decides on the global gradient: an overflow on rank 1
+// alone makes every rank skip the update and back off the scale.
+func TestDDPLocalGlobalOverflow(t *testing.T) {
+	r := &ddpRun{preset: "tiny-llama", ranks: 2, batch: 4, opts: ddpOpts(t.TempDir())}
+	r.opts.Precision = "fp16"
+	r.setup = func(k int, tr *Trainer) {
+		o := &overflowLM{tr: &tr.Trainable, at: -1}
+		if k == 1 {
+			o.at = 3 // step 2's first micro-batch
+		}
+		tr.Objective = o
+	}
+	if err := r.run(t); err != nil {
+		t.Fatal(err)
+	}
+	for k, res := range r.res {
+		if res.SkippedSteps == nil || *res.SkippedSteps != 1 {
+			t.Errorf("rank %d: skipped %v", k, res.SkippedSteps)
+		}
+	}
+	sameBits(t, "rank 1", r.models[1].Params.Flat().F32, r.models[0].Params.Flat().F32)
 }
