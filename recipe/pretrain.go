@@ -104,20 +104,32 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainR
 	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--init", Path: cfg.Init}, safepath.Input{Flag: "--config", Path: cfg.ModelConfig}); err != nil {
 		return res, err
 	}
-	lock, err := train.ClaimRun(cfg.Out, cfg.Resume, cfg.Overwrite, "model", "tokenizer.json", "data")
+	lock, err := claimRun(cfg.Comm, cfg.Out, cfg.Resume, cfg.Overwrite, "model", "tokenizer.json", "data")
 	if err != nil {
 		return res, err
 	}
 	defer lock.Release()
-	tok, eos, err := pretrainTokenizer(&cfg, log)
+	_, size := ranks(cfg.Comm)
+	log = rankLog(cfg.Comm, log)
+	// Rank 0 trains the tokenizer and tokenizes the corpus into Out; the
+	// other ranks wait, then read them.
+	var tok *tokenizer.Tokenizer
+	var eos int32
+	var shards []*data.Shard
+	err = rank0First(cfg.Comm, func() error {
+		var err error
+		if tok, eos, err = pretrainTokenizer(&cfg, log, lead(cfg.Comm)); err != nil {
+			return err
+		}
+		shards, err = pretrainShards(&cfg, tok, eos, log, lead(cfg.Comm))
+		return err
+	})
 	if err != nil {
 		return res, err
 	}
-	shards, err := pretrainShards(&cfg, tok, eos, log)
-	if err != nil {
-		return res, err
-	}
-	loader, err := data.NewLoader(shards, cfg.Batch, cfg.Seq, int64(cfg.Seed), cfg.ValFraction)
+	// The loader serves global batches (every rank the same seeded order);
+	// ShardRows gives each rank its cfg.Batch rows.
+	loader, err := data.NewLoader(shards, cfg.Batch*size, cfg.Seq, int64(cfg.Seed), cfg.ValFraction)
 	if err != nil {
 		return res, err
 	}
@@ -129,12 +141,16 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainR
 		if cfg.TokenBudget == 0 {
 			return res, fmt.Errorf("pretrain: set steps or a token budget")
 		}
-		per := int64(cfg.Batch * cfg.Seq * cfg.Accum)
+		per := int64(cfg.Batch * cfg.Seq * cfg.Accum * size)
 		cfg.Steps = int((cfg.TokenBudget + per - 1) / per)
 	}
-	fmt.Fprintf(log, "model: %s, %s parameters; data: %d tokens (%d train / %d validation windows of %d); %d steps of %d×%d×%d tokens\n",
+	ranksNote := ""
+	if size > 1 {
+		ranksNote = fmt.Sprintf(" on each of %d ranks", size)
+	}
+	fmt.Fprintf(log, "model: %s, %s parameters; data: %d tokens (%d train / %d validation windows of %d); %d steps of %d×%d×%d tokens%s\n",
 		m.Cfg.ModelType, sysinfo.Human(float64(m.NumParams())), loader.Tokens(), loader.TrainWindows(), loader.ValWindows(), cfg.Seq,
-		cfg.Steps, cfg.Batch, cfg.Seq, cfg.Accum)
+		cfg.Steps, cfg.Batch, cfg.Seq, cfg.Accum, ranksNote)
 	tr := train.FullTrainable(m)
 	tr.Save = func(dir string) error {
 		if err := m.SaveHF(dir, model.SaveOptions{}); err != nil {
@@ -143,13 +159,14 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainR
 		return tok.Save(filepath.Join(dir, "tokenizer.json"))
 	}
 	val := train.ValBatches(loader, cfg.EvalBatches)
-	t := &train.Trainer{Opts: cfg.Options, Model: m, Trainable: tr, Objective: train.LM{}, Data: &train.LoaderSource{Loader: loader},
-		Log: log, Recipe: "pretrain", FinalDir: filepath.Join(cfg.Out, "model"), Lock: lock,
+	t := &train.Trainer{Opts: cfg.Options, Model: m, Trainable: tr, Objective: train.LM{},
+		Data: train.ShardRows(&train.LoaderSource{Loader: loader}, cfg.Comm),
+		Log:  log, Recipe: "pretrain", FinalDir: filepath.Join(cfg.Out, "model"), Lock: lock,
 		Eval: func() (map[string]float64, error) {
 			if len(val) == 0 {
 				return map[string]float64{}, nil
 			}
-			v, err := train.Evaluate(m, val)
+			v, err := train.EvaluateOn(cfg.Comm, m, val)
 			if err != nil {
 				return nil, err
 			}
@@ -167,14 +184,17 @@ func Pretrain(ctx context.Context, cfg PretrainConfig, log io.Writer) (PretrainR
 	if err != nil {
 		return res, err
 	}
-	res.UnigramEntropy = UnigramEntropy(shards, tok.VocabSize())
+	if lead(cfg.Comm) {
+		res.UnigramEntropy = UnigramEntropy(shards, tok.VocabSize())
+	}
 	return res, nil
 }
 
 // pretrainTokenizer loads cfg.Tokenizer, or the run's own tokenizer.json
 // (resuming, or training on the embedded corpus again), or trains the
-// default one on the embedded corpus; it saves it as Out/tokenizer.json.
-func pretrainTokenizer(cfg *PretrainConfig, log io.Writer) (*tokenizer.Tokenizer, int32, error) {
+// default one on the embedded corpus; with save it saves it as
+// Out/tokenizer.json.
+func pretrainTokenizer(cfg *PretrainConfig, log io.Writer, save bool) (*tokenizer.Tokenizer, int32, error) {
 	var tok *tokenizer.Tokenizer
 	var err error
 	tokPath := filepath.Join(cfg.Out, "tokenizer.json")
@@ -197,18 +217,22 @@ func pretrainTokenizer(cfg *PretrainConfig, log io.Writer) (*tokenizer.Tokenizer
 		return nil, 0, err
 	}
 	eos, err := DocumentEnd(tok)
-	if err != nil {
-		return nil, 0, err
+	if err != nil || !save {
+		return tok, eos, err
 	}
 	return tok, eos, tok.Save(tokPath)
 }
 
 // pretrainShards opens cfg.Data, or the embedded corpus tokenized into
-// Out/data (once).
-func pretrainShards(cfg *PretrainConfig, tok *tokenizer.Tokenizer, eos int32, log io.Writer) ([]*data.Shard, error) {
+// Out/data (once; only when write is set: the other ranks of a
+// data-parallel run read rank 0's).
+func pretrainShards(cfg *PretrainConfig, tok *tokenizer.Tokenizer, eos int32, log io.Writer, write bool) ([]*data.Shard, error) {
 	paths := cfg.Data
 	if len(paths) == 0 {
 		paths = []string{filepath.Join(cfg.Out, "data", "kjv-000000.bin")}
+		if !fileExists(paths[0]) && !write {
+			return nil, fmt.Errorf("%s does not exist: rank 0 writes it; ranks on several machines need --out on a shared file system (or --data shards present on every machine)", paths[0])
+		}
 		if !fileExists(paths[0]) {
 			ids, n, err := CorpusIDs(tok)
 			if err != nil {

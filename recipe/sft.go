@@ -141,11 +141,12 @@ func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 	if err := safepath.CheckOutput("--out", cfg.Out, safepath.Input{Flag: "--model", Path: cfg.Model}); err != nil {
 		return res, err
 	}
-	lock, err := train.ClaimRun(cfg.Out, cfg.Resume, cfg.Overwrite, "final", "train.jsonl", "test.jsonl")
+	lock, err := claimRun(cfg.Comm, cfg.Out, cfg.Resume, cfg.Overwrite, "final", "train.jsonl", "test.jsonl")
 	if err != nil {
 		return res, err
 	}
 	defer lock.Release()
+	log = rankLog(cfg.Comm, log)
 	r, err := prepareSFT(&cfg, log)
 	if err != nil {
 		return res, err
@@ -170,7 +171,7 @@ func SFT(ctx context.Context, cfg SFTConfig, log io.Writer) (SFTResult, error) {
 		}
 		cfg.Steps = max(1, per*epochs)
 	}
-	t := &train.Trainer{Opts: cfg.Options, Model: r.m, Trainable: tr, Objective: train.LM{}, Data: r.ds,
+	t := &train.Trainer{Opts: cfg.Options, Model: r.m, Trainable: tr, Objective: train.LM{}, Data: train.ShardRows(r.ds, cfg.Comm),
 		Log: log, Recipe: "sft", Eval: r.eval, Lock: lock}
 	res.Summary, err = t.Run(ctx)
 	res.EvalExamples = len(r.emSet)
@@ -251,6 +252,9 @@ func (r *sftRun) examples(log io.Writer) (trainEx, evalEx []data.Example, err er
 		if err != nil {
 			return nil, nil, err
 		}
+		if !lead(c.Comm) {
+			return trainEx, evalEx, nil // rank 0 writes them
+		}
 		if err := os.MkdirAll(c.Out, 0o755); err != nil {
 			return nil, nil, err
 		}
@@ -297,10 +301,14 @@ func (r *sftRun) data(log io.Writer) error {
 	if pad < 0 {
 		pad = max(r.tok.EOS(), 0)
 	}
-	if r.ds, err = sft.NewDataset(enc, sft.DatasetConfig{B: c.Batch, T: T, PadID: pad, Pack: c.Pack, Seed: int64(c.Seed)}); err != nil {
+	// Global batches of Batch rows per rank: every rank builds the same
+	// seeded order and trains on its rows (train.ShardRows); held-out
+	// batches are split the same way (train.EvaluateOn).
+	_, size := ranks(c.Comm)
+	if r.ds, err = sft.NewDataset(enc, sft.DatasetConfig{B: c.Batch * size, T: T, PadID: pad, Pack: c.Pack, Seed: int64(c.Seed)}); err != nil {
 		return err
 	}
-	r.evalB = sft.Batches(evalEnc, c.Batch, T, pad, false)
+	r.evalB = sft.Batches(evalEnc, c.Batch*size, T, pad, false)
 	r.emSet = evalEx[:min(len(evalEx), c.EvalExamples)]
 	fmt.Fprintf(log, "data: %d training examples (%d dropped with nothing left to train on after truncation, %d prompts and %d completions truncated), %d held out; template %s, batch %dx%d\n",
 		st.Examples, st.Skipped, st.PromptTruncated, st.CompletionTruncated, len(evalEx), c.Template, c.Batch, T)
@@ -342,10 +350,12 @@ func (r *sftRun) trainable(log io.Writer) (train.Trainable, error) {
 	return tr, nil
 }
 
-// ApplyLoRA applies adapters with c's LoRA settings to m.
+// ApplyLoRA applies adapters with c's LoRA settings to m (in a
+// data-parallel run each rank seeds its dropout masks differently; rank
+// 0's initial adapters are broadcast).
 func ApplyLoRA(m *model.Transformer, c *SFTConfig) (*lora.Adapters, error) {
 	return lora.Apply(m, lora.Config{R: c.LoraR, Alpha: c.LoraAlpha, Dropout: c.LoraDropout,
-		Targets: strings.Split(c.LoraTargets, ","), UseRSLoRA: c.UseRSLoRA, Seed: c.Seed})
+		Targets: strings.Split(c.LoraTargets, ","), UseRSLoRA: c.UseRSLoRA, Seed: rankSeed(c.Comm, c.Seed)})
 }
 
 // eval is the held-out loss and exact match (the harness turns dropout off
@@ -353,7 +363,7 @@ func ApplyLoRA(m *model.Transformer, c *SFTConfig) (*lora.Adapters, error) {
 func (r *sftRun) eval() (map[string]float64, error) {
 	out := map[string]float64{}
 	if model.CountTargets(r.evalB) > 0 {
-		v, err := train.Evaluate(r.m, r.evalB)
+		v, err := train.EvaluateOn(r.cfg.Comm, r.m, r.evalB)
 		if err != nil {
 			return nil, err
 		}
@@ -362,7 +372,9 @@ func (r *sftRun) eval() (map[string]float64, error) {
 	if len(r.emSet) == 0 {
 		return out, nil // --eval-examples 0: no exact match
 	}
-	em, err := sft.ExactMatch(r.m, r.tok, r.tmpl, r.emSet, r.cfg.MaxNewTokens)
+	em, err := exactMatchOn(r.cfg.Comm, r.emSet, func(set []data.Example) (float64, error) {
+		return sft.ExactMatch(r.m, r.tok, r.tmpl, set, r.cfg.MaxNewTokens)
+	})
 	if err != nil {
 		return nil, err
 	}

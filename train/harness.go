@@ -56,6 +56,9 @@ type Options struct {
 	Zero      int     `yaml:"zero"`
 	BucketMB  float64 `yaml:"bucket_mb"`
 	NoOverlap bool    `yaml:"no_overlap"`
+	// Comm is the recipes' communicator (the CLI's dist.FromEnv under
+	// mpirun); a Trainer whose Comm is nil uses it.
+	Comm dist.Comm `yaml:"-" json:"-"`
 }
 
 // Source serves each step's micro-batches and saves and restores its
@@ -250,6 +253,12 @@ func (t *Trainer) defaults() error {
 	}
 	if t.Objective == nil {
 		t.Objective = LM{}
+	}
+	if o.Zero != 0 && o.Zero != 1 {
+		return fmt.Errorf("train: zero %d: only ZeRO stage 1 (sharded optimizer state) is implemented; 0 turns it off", o.Zero)
+	}
+	if !(o.BucketMB >= 0) || math.IsInf(o.BucketMB, 0) {
+		return fmt.Errorf("train: bucket_mb %v must be a finite number >= 0", o.BucketMB)
 	}
 	return nil
 }
@@ -590,6 +599,9 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 	var res Result
 	if err := t.defaults(); err != nil {
 		return res, err
+	}
+	if t.Comm == nil {
+		t.Comm = t.Opts.Comm
 	}
 	if !t.lead() {
 		t.Log = io.Discard // rank 0 prints for the run

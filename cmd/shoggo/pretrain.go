@@ -4,9 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/shoggo/shoggo/backend/device"
@@ -45,10 +43,11 @@ func pretrainFlags(fs *flag.FlagSet, r *recipe.PretrainConfig) {
 	fs.BoolVar(&r.Resume, "resume", r.Resume, "resume from the latest checkpoint in --out")
 	fs.BoolVar(&r.Overwrite, "overwrite", r.Overwrite, "replace the run already in --out (its checkpoints, metrics and model)")
 	fs.DurationVar(&r.TimeLimit, "time-limit", r.TimeLimit, "stop (with a checkpoint) after this long")
-	fs.IntVar(&r.Threads, "threads", r.Threads, "CPU threads (default: all)")
+	fs.IntVar(&r.Threads, "threads", r.Threads, "CPU threads (default: all; under mpirun the cores per rank)")
 	fs.IntVar(&r.StopAfter, "stop-after", r.StopAfter, "stop after this many steps, saving a checkpoint (as Ctrl-C does)")
 	fs.StringVar(&r.Device, "device", r.Device, "compute device: "+device.Names)
 	recipe.PrecisionFlags(fs, &r.PrecisionConfig)
+	recipe.DistFlags(fs, &r.Options)
 }
 
 func runPretrain(args []string) error {
@@ -71,10 +70,11 @@ func runPretrain(args []string) error {
 	if *data != "" {
 		r.Data = strings.Split(*data, ",")
 	}
-	if r.Threads > 0 {
-		runtime.GOMAXPROCS(r.Threads)
+	comm, log, err := recipe.JoinRanks(r.Threads)
+	if err != nil {
+		return err
 	}
-	log := os.Stderr
+	r.Comm = comm
 	res, err := recipe.Pretrain(context.Background(), r, log)
 	if err != nil {
 		return err
@@ -84,7 +84,7 @@ func runPretrain(args []string) error {
 	fmt.Fprintf(log, "model: %s   metrics: %s   plot: %s   summary: %s\n", res.ModelDir, filepath.Join(r.Out, "metrics.jsonl"),
 		filepath.Join(r.Out, "loss.png"), filepath.Join(r.Out, "summary.json"))
 	fmt.Fprintf(log, "talk to it: shoggo generate --model %s --prompt \"And God said\"\n", res.ModelDir)
-	return nil
+	return recipe.LeaveRanks(comm, nil)
 }
 
 // pretrainChecks validates the numeric flags and resolves the ones that

@@ -77,6 +77,7 @@ func sftFlags(fs *flag.FlagSet, r *recipe.SFTConfig) {
 	fs.IntVar(&r.MaxNewTokens, "max-new-tokens", r.MaxNewTokens, "tokens generated per exact-match question")
 	fs.StringVar(&r.Device, "device", r.Device, "compute device: "+device.Names)
 	recipe.PrecisionFlags(fs, &r.PrecisionConfig)
+	recipe.DistFlags(fs, &r.Options)
 }
 
 func loraFlags(fs *flag.FlagSet, r *recipe.SFTConfig) {
@@ -106,14 +107,18 @@ func runSFT(args []string) error {
 	if err := sftChecks(fs, args, &r); err != nil {
 		return err
 	}
-	if r.Threads > 0 {
-		runtime.GOMAXPROCS(r.Threads)
-	}
 	if r.BenchSteps > 0 {
+		if r.Threads > 0 {
+			runtime.GOMAXPROCS(r.Threads)
+		}
 		_, err := recipe.SFTBench(r, os.Stdout)
 		return err
 	}
-	log := os.Stderr
+	comm, log, err := recipe.JoinRanks(r.Threads)
+	if err != nil {
+		return err
+	}
+	r.Comm = comm
 	res, err := recipe.SFT(context.Background(), r, log)
 	if err != nil {
 		return err
@@ -127,7 +132,7 @@ func runSFT(args []string) error {
 	if res.Hint != "" {
 		fmt.Fprintln(log, "hint:", res.Hint)
 	}
-	return nil
+	return recipe.LeaveRanks(comm, nil)
 }
 
 // sftChecks validates the numeric flags and resolves the ones that depend
