@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"github.com/shoggo/shoggo/dist"
+	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/train"
 )
 
@@ -162,6 +163,13 @@ func JoinRanks(threads int) (dist.Comm, io.Writer, error) {
 	return c, os.Stderr, nil
 }
 
+// Join is JoinRanks setting o.Comm (the recipe's communicator).
+func Join(o *train.Options, threads int) (io.Writer, error) {
+	c, log, err := JoinRanks(threads)
+	o.Comm = c
+	return log, err
+}
+
 // LeaveRanks closes c (MPI_Finalize) after a command that succeeded and
 // returns err. After an error it leaves c open: the process exits non-zero
 // and the launcher ends the other ranks (finalising could wait for them
@@ -171,4 +179,30 @@ func LeaveRanks(c dist.Comm, err error) error {
 		return err
 	}
 	return c.Close()
+}
+
+// localRows returns this rank's block of rows of each batch
+// (train.BatchRows: global batches of Batch·N rows split evenly); all of
+// them for a single process.
+func localRows(c dist.Comm, batches []*model.Batch) ([]*model.Batch, error) {
+	r, n := ranks(c)
+	if n <= 1 {
+		return batches, nil
+	}
+	out := make([]*model.Batch, len(batches))
+	for i, b := range batches {
+		var err error
+		if out[i], err = train.BatchRows(b, r, n); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// sumOn all-reduces v (Sum) over c's ranks (v itself for one process).
+func sumOn(c dist.Comm, v ...float64) ([]float64, error) {
+	if _, n := ranks(c); n <= 1 {
+		return v, nil
+	}
+	return v, c.AllReduceF64(v, dist.Sum)
 }

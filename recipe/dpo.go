@@ -10,6 +10,7 @@ import (
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/data"
 	"github.com/shoggo/shoggo/decode"
+	"github.com/shoggo/shoggo/dist"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/sft"
 	"github.com/shoggo/shoggo/sft/tasks"
@@ -68,6 +69,7 @@ type DPOResult struct {
 func DPO(ctx context.Context, cfg DPOConfig, log io.Writer) (DPOResult, error) {
 	var res DPOResult
 	c := &cfg.AlignConfig
+	log = rankLog(c.Comm, log)
 	loss := align.DPOLoss{Type: cfg.LossType, Beta: cfg.Beta, LabelSmoothing: cfg.LabelSmoothing}
 	if err := loss.Validate(); err != nil {
 		return res, err
@@ -84,7 +86,9 @@ func DPO(ctx context.Context, cfg DPOConfig, log io.Writer) (DPOResult, error) {
 		if trainP, err = r.onPolicy(&cfg, log); err != nil {
 			return res, err
 		}
-		align.WritePreferences(c.Out+"/train_pairs.jsonl", trainP)
+		if lead(c.Comm) {
+			align.WritePreferences(c.Out+"/train_pairs.jsonl", trainP)
+		}
 	}
 	if err := r.encode(trainP, evalP, log); err != nil {
 		return res, err
@@ -100,14 +104,22 @@ func DPO(ctx context.Context, cfg DPOConfig, log io.Writer) (DPOResult, error) {
 		return res, err
 	}
 	tr.Save = r.saveModel(tr.Save)
+	evalB, err := localRows(c.Comm, r.evalB)
+	if err != nil {
+		return res, err
+	}
 	eval := func() (map[string]float64, error) {
+		// Training statistics are this rank's rows' (rank 0's are logged).
 		out := obj.Stats.Metrics("")
 		if obj.Stats.N == 0 {
 			out = map[string]float64{}
 		}
 		obj.Stats = align.PairStats{}
-		s, err := obj.Evaluate(r.m, r.evalB)
+		s, err := obj.Evaluate(r.m, evalB) // this rank's rows, then summed
 		if err != nil {
+			return nil, err
+		}
+		if s, err = sumPairStats(c.Comm, s); err != nil {
 			return nil, err
 		}
 		for k, v := range s.Metrics("eval_") {
@@ -121,10 +133,11 @@ func DPO(ctx context.Context, cfg DPOConfig, log io.Writer) (DPOResult, error) {
 		}
 		return out, nil
 	}
-	src := &align.PairSource{Pairs: r.train, P: c.Batch, T: r.T, Pad: r.pad, Seed: int64(c.Seed)}
-	t := &train.Trainer{Opts: c.Options, Model: r.m, Trainable: tr, Objective: obj, Data: src, Log: log, Recipe: "dpo", Eval: eval}
-	if res.Summary, err = t.Run(ctx); err != nil {
-		return res, err
+	_, size := ranks(c.Comm)
+	src := &align.PairSource{Pairs: r.train, P: c.Batch * size, T: r.T, Pad: r.pad, Seed: int64(c.Seed)}
+	t := &train.Trainer{Opts: c.Options, Model: r.m, Trainable: tr, Objective: obj, Data: train.ShardRows(src, c.Comm), Log: log, Recipe: "dpo", Eval: eval}
+	if res.Summary, err = t.Run(ctx); err != nil || !lead(c.Comm) {
+		return res, err // the KL estimate and summary are rank 0's
 	}
 	res.Pairs = len(r.train)
 	res.ExactMatchBefore, res.ExactMatchAfter = res.Before["exact_match"], res.After["exact_match"]
@@ -301,3 +314,12 @@ var DPOHelp = func() map[string]string {
 	}
 	return h
 }()
+
+// sumPairStats adds the ranks' statistics.
+func sumPairStats(c dist.Comm, s align.PairStats) (align.PairStats, error) {
+	v, err := sumOn(c, float64(s.N), s.Loss, s.Chosen, s.Rejected, s.Acc, s.Margin)
+	if err != nil {
+		return s, err
+	}
+	return align.PairStats{N: int(v[0]), Loss: v[1], Chosen: v[2], Rejected: v[3], Acc: v[4], Margin: v[5]}, nil
+}

@@ -120,6 +120,7 @@ func startModel(c *AlignConfig, log io.Writer) (string, error) {
 	s.TaskDefaults()
 	s.Preset, s.Task, s.Seed, s.Out = TaskPreset, c.Task, c.Seed, dir
 	s.Steps, s.EvalEvery, s.Warmup = c.SFTSteps, c.SFTSteps, min(s.Warmup, c.SFTSteps/4)
+	s.Comm = c.Comm // data-parallel too, when this run is
 	fmt.Fprintf(log, "start model: none given or found; a short SFT run (%d steps) into %s\n", s.Steps, dir)
 	res, err := SFT(context.Background(), s, log)
 	if err != nil {
@@ -186,7 +187,7 @@ func (r *alignRun) preferences(log io.Writer) (trainP, evalP []data.Preference, 
 	c := r.cfg
 	if c.Data == "" {
 		trainP, evalP, err = align.GeneratePreferences(align.PrefConfig{Seed: c.Seed, Tasks: strings.Split(c.Task, ","), Train: c.TrainPairs, Test: c.EvalPairs})
-		if err == nil {
+		if err == nil && lead(c.Comm) {
 			os.MkdirAll(c.Out, 0o755)
 			align.WritePreferences(filepath.Join(c.Out, "train_pairs.jsonl"), trainP)
 			align.WritePreferences(filepath.Join(c.Out, "test_pairs.jsonl"), evalP)
@@ -244,7 +245,8 @@ func (r *alignRun) encode(trainP, evalP []data.Preference, log io.Writer) error 
 		return fmt.Errorf("held-out pairs: %w", err)
 	}
 	r.T = min(maxLen, (align.MaxLen(r.train)+7)/8*8)
-	r.evalB = align.PairBatches(ev, c.Batch, min(maxLen, (align.MaxLen(ev)+7)/8*8), r.pad)
+	_, size := ranks(c.Comm) // global batches, split over the ranks by evaluation
+	r.evalB = align.PairBatches(ev, c.Batch*size, min(maxLen, (align.MaxLen(ev)+7)/8*8), r.pad)
 	fmt.Fprintf(log, "data: %d training pairs, %d held out (%d skipped: nothing to train on); template %s, %d pairs x %d tokens per batch\n",
 		len(r.train), len(ev), skipped+skippedEval, c.Template, c.Batch, r.T)
 	return nil
@@ -318,12 +320,14 @@ func (r *alignRun) trainable(log io.Writer, extra ...optim.Param) (train.Trainab
 }
 
 // exactMatch is the held-out exact match of m (0 questions: NaN-free 0,
-// reported as absent by the caller).
+// reported as absent by the caller), the questions split over the ranks.
 func (r *alignRun) exactMatch() (float64, error) {
 	if len(r.emSet) == 0 {
 		return 0, nil
 	}
-	return sft.ExactMatch(r.m, r.tok, r.tmpl, r.emSet, r.cfg.MaxNewTokens)
+	return exactMatchOn(r.cfg.Comm, r.emSet, func(set []data.Example) (float64, error) {
+		return sft.ExactMatch(r.m, r.tok, r.tmpl, set, r.cfg.MaxNewTokens)
+	})
 }
 
 // RewardResult is Reward's summary.
@@ -343,6 +347,7 @@ type RewardResult struct {
 func Reward(ctx context.Context, cfg RewardConfig, log io.Writer) (RewardResult, error) {
 	var res RewardResult
 	c := &cfg.AlignConfig
+	log = rankLog(c.Comm, log)
 	r, err := prepareAlign(c, log)
 	if err != nil {
 		return res, err
@@ -377,8 +382,28 @@ func Reward(ctx context.Context, cfg RewardConfig, log io.Writer) (RewardResult,
 		return res, err
 	}
 	obj := &align.RewardObjective{Head: head, Margin: cfg.Margin, CenterCoef: cfg.CenterCoef}
+	evalB, err := localRows(c.Comm, r.evalB)
+	if err != nil {
+		return res, err
+	}
 	eval := func() (map[string]float64, error) {
-		acc, loss, err := head.PairwiseAccuracy(r.m, r.evalB, cfg.Margin)
+		// Each rank scores its rows of the held-out batches.
+		var acc, loss float64
+		n := float64(align.CountPairs(evalB))
+		if n > 0 {
+			var err error
+			if acc, loss, err = head.PairwiseAccuracy(r.m, evalB, cfg.Margin); err != nil {
+				return nil, err
+			}
+		}
+		v, err := sumOn(c.Comm, acc*n, loss*n, n)
+		if err != nil {
+			return nil, err
+		}
+		if v[2] == 0 {
+			return nil, fmt.Errorf("reward: no pairs to evaluate")
+		}
+		acc, loss = v[0]/v[2], v[1]/v[2]
 		out := map[string]float64{"pairwise_accuracy": acc, "val_loss": loss}
 		if obj.Seen > 0 {
 			out["train_pairwise_accuracy"] = float64(obj.Correct) / float64(obj.Seen)
@@ -386,9 +411,11 @@ func Reward(ctx context.Context, cfg RewardConfig, log io.Writer) (RewardResult,
 		}
 		return out, err
 	}
-	src := &align.PairSource{Pairs: r.train, P: c.Batch, T: r.T, Pad: r.pad, Seed: int64(c.Seed)}
-	t := &train.Trainer{Opts: c.Options, Model: r.m, Trainable: tr, Objective: obj, Data: src, Log: log, Recipe: "reward", Eval: eval}
-	if res.Summary, err = t.Run(ctx); err != nil {
+	// Global batches of Batch pairs per rank, each rank training on its own.
+	_, size := ranks(c.Comm)
+	src := &align.PairSource{Pairs: r.train, P: c.Batch * size, T: r.T, Pad: r.pad, Seed: int64(c.Seed)}
+	t := &train.Trainer{Opts: c.Options, Model: r.m, Trainable: tr, Objective: obj, Data: train.ShardRows(src, c.Comm), Log: log, Recipe: "reward", Eval: eval}
+	if res.Summary, err = t.Run(ctx); err != nil || !lead(c.Comm) {
 		return res, err
 	}
 	res.PairwiseAccuracyBefore, res.PairwiseAccuracy = res.Before["pairwise_accuracy"], res.After["pairwise_accuracy"]

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/shoggo/shoggo/recipe"
 )
@@ -14,14 +13,15 @@ func init() {
 
 func runDPO(args []string) error {
 	r := recipe.DefaultDPO()
-	if err := alignFlags("dpo", args, &r, recipe.DPOHelp, &r.Threads); err != nil {
-		return err
-	}
-	res, err := recipe.DPO(context.Background(), r, os.Stderr)
+	log, err := alignFlags("dpo", args, &r, recipe.DPOHelp, &r.Threads, &r.Options)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "\ndone: %d steps in %.0fs on %d pairs; held-out exact match %.1f%% before, %.1f%% after; KL %.4f\nsaved: %s   summary: %s/summary.json\n",
+	res, err := recipe.DPO(context.Background(), r, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "\ndone: %d steps in %.0fs on %d pairs; held-out exact match %.1f%% before, %.1f%% after; KL %.4f\nsaved: %s   summary: %s/summary.json\n",
 		res.Steps, res.ElapsedS, res.Pairs, 100*res.ExactMatchBefore, 100*res.ExactMatchAfter, res.KL, res.Output, r.Out)
-	return nil
+	return recipe.LeaveRanks(r.Comm, nil)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/shoggo/shoggo/recipe"
 )
@@ -13,14 +12,14 @@ func init() {
 
 func runGRPO(args []string) error {
 	r := recipe.DefaultGRPO()
-	err := alignFlags("grpo", args, &r, recipe.RLHelp, &r.Threads)
+	log, err := alignFlags("grpo", args, &r, recipe.RLHelp, &r.Threads, &r.Options)
 	if err != nil {
 		return err
 	}
-	s, err := recipe.GRPO(context.Background(), r, os.Stderr)
+	s, err := recipe.GRPO(context.Background(), r, log)
 	if err != nil {
 		return err
 	}
-	s.Report(os.Stderr, "grpo", r.Out)
-	return nil
+	s.Report(log, "grpo", r.Out)
+	return recipe.LeaveRanks(r.Comm, nil)
 }

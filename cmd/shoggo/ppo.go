@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 
 	"github.com/shoggo/shoggo/recipe"
 )
@@ -13,14 +12,14 @@ func init() {
 
 func runPPO(args []string) error {
 	r := recipe.DefaultPPO()
-	err := alignFlags("ppo", args, &r, recipe.RLHelp, &r.Threads)
+	log, err := alignFlags("ppo", args, &r, recipe.RLHelp, &r.Threads, &r.Options)
 	if err != nil {
 		return err
 	}
-	s, err := recipe.PPO(context.Background(), r, os.Stderr)
+	s, err := recipe.PPO(context.Background(), r, log)
 	if err != nil {
 		return err
 	}
-	s.Report(os.Stderr, "ppo", r.Out)
-	return nil
+	s.Report(log, "ppo", r.Out)
+	return recipe.LeaveRanks(r.Comm, nil)
 }

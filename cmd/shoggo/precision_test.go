@@ -38,16 +38,20 @@ func precisionOf(cmd string, args []string) (tensor.DType, error) {
 		p = &r.PrecisionConfig
 	case "reward":
 		r := recipe.DefaultReward()
-		err, p = alignFlags(cmd, args, &r, recipe.AlignHelp, &threads), &r.PrecisionConfig
+		_, err = alignFlags(cmd, args, &r, recipe.AlignHelp, &threads, &r.Options)
+		p = &r.PrecisionConfig
 	case "dpo":
 		r := recipe.DefaultDPO()
-		err, p = alignFlags(cmd, args, &r, recipe.DPOHelp, &threads), &r.PrecisionConfig
+		_, err = alignFlags(cmd, args, &r, recipe.DPOHelp, &threads, &r.Options)
+		p = &r.PrecisionConfig
 	case "grpo":
 		r := recipe.DefaultGRPO()
-		err, p = alignFlags(cmd, args, &r, recipe.RLHelp, &threads), &r.PrecisionConfig
+		_, err = alignFlags(cmd, args, &r, recipe.RLHelp, &threads, &r.Options)
+		p = &r.PrecisionConfig
 	case "ppo":
 		r := recipe.DefaultPPO()
-		err, p = alignFlags(cmd, args, &r, recipe.RLHelp, &threads), &r.PrecisionConfig
+		_, err = alignFlags(cmd, args, &r, recipe.RLHelp, &threads, &r.Options)
+		p = &r.PrecisionConfig
 	}
 	if err != nil {
 		return 0, err

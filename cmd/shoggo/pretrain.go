@@ -70,11 +70,10 @@ func runPretrain(args []string) error {
 	if *data != "" {
 		r.Data = strings.Split(*data, ",")
 	}
-	comm, log, err := recipe.JoinRanks(r.Threads)
+	log, err := recipe.Join(&r.Options, r.Threads)
 	if err != nil {
 		return err
 	}
-	r.Comm = comm
 	res, err := recipe.Pretrain(context.Background(), r, log)
 	if err != nil {
 		return err
@@ -84,7 +83,7 @@ func runPretrain(args []string) error {
 	fmt.Fprintf(log, "model: %s   metrics: %s   plot: %s   summary: %s\n", res.ModelDir, filepath.Join(r.Out, "metrics.jsonl"),
 		filepath.Join(r.Out, "loss.png"), filepath.Join(r.Out, "summary.json"))
 	fmt.Fprintf(log, "talk to it: shoggo generate --model %s --prompt \"And God said\"\n", res.ModelDir)
-	return recipe.LeaveRanks(comm, nil)
+	return recipe.LeaveRanks(r.Comm, nil)
 }
 
 // pretrainChecks validates the numeric flags and resolves the ones that

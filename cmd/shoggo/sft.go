@@ -114,11 +114,10 @@ func runSFT(args []string) error {
 		_, err := recipe.SFTBench(r, os.Stdout)
 		return err
 	}
-	comm, log, err := recipe.JoinRanks(r.Threads)
+	log, err := recipe.Join(&r.Options, r.Threads)
 	if err != nil {
 		return err
 	}
-	r.Comm = comm
 	res, err := recipe.SFT(context.Background(), r, log)
 	if err != nil {
 		return err
@@ -132,7 +131,7 @@ func runSFT(args []string) error {
 	if res.Hint != "" {
 		fmt.Fprintln(log, "hint:", res.Hint)
 	}
-	return recipe.LeaveRanks(comm, nil)
+	return recipe.LeaveRanks(r.Comm, nil)
 }
 
 // sftChecks validates the numeric flags and resolves the ones that depend
