@@ -206,3 +206,11 @@ func sumOn(c dist.Comm, v ...float64) ([]float64, error) {
 	}
 	return v, c.AllReduceF64(v, dist.Sum)
 }
+
+// mkOut creates out on rank 0.
+func mkOut(c dist.Comm, out string) error {
+	if !lead(c) {
+		return nil
+	}
+	return os.MkdirAll(out, 0o755)
+}

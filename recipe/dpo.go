@@ -109,9 +109,13 @@ func DPO(ctx context.Context, cfg DPOConfig, log io.Writer) (DPOResult, error) {
 		return res, err
 	}
 	eval := func() (map[string]float64, error) {
-		// Training statistics are this rank's rows' (rank 0's are logged).
-		out := obj.Stats.Metrics("")
-		if obj.Stats.N == 0 {
+		// Training statistics since the last evaluation, over every rank's rows.
+		ts, err := sumPairStats(c.Comm, obj.Stats)
+		if err != nil {
+			return nil, err
+		}
+		out := ts.Metrics("")
+		if ts.N == 0 {
 			out = map[string]float64{}
 		}
 		obj.Stats = align.PairStats{}

@@ -16,6 +16,7 @@ import (
 	"github.com/shoggo/shoggo/backend/device"
 	"github.com/shoggo/shoggo/data"
 	"github.com/shoggo/shoggo/decode"
+	"github.com/shoggo/shoggo/dist"
 	"github.com/shoggo/shoggo/internal/atomicfile"
 	"github.com/shoggo/shoggo/internal/plot"
 	"github.com/shoggo/shoggo/lora"
@@ -169,6 +170,11 @@ type iterLog struct {
 // defaults start from: dir/final if it holds a model, else a short SFT
 // run on the embedded task (steps steps) made there.
 func WeakSFT(ctx context.Context, dir, task string, steps int, seed uint64, log io.Writer) (string, error) {
+	return weakSFT(ctx, nil, dir, task, steps, seed, log)
+}
+
+// weakSFT is WeakSFT, data-parallel over c's ranks.
+func weakSFT(ctx context.Context, comm dist.Comm, dir, task string, steps int, seed uint64, log io.Writer) (string, error) {
 	final := filepath.Join(dir, "final")
 	if fileExists(filepath.Join(final, "config.json")) && fileExists(filepath.Join(final, "tokenizer.json")) {
 		fmt.Fprintf(log, "policy: the weak SFT model in %s\n", final)
@@ -179,6 +185,7 @@ func WeakSFT(ctx context.Context, dir, task string, steps int, seed uint64, log 
 	c.TaskDefaults()
 	c.Preset, c.Task, c.Out, c.Seed = TaskPreset, task, dir, seed
 	c.Steps, c.EvalEvery = steps, steps
+	c.Comm = comm
 	if _, err := SFT(ctx, c, log); err != nil {
 		return "", fmt.Errorf("weak SFT model: %w", err)
 	}
@@ -190,8 +197,11 @@ func prepareRL(ctx context.Context, c *RLConfig, log io.Writer) (*rlRun, error) 
 	if _, err := c.PrecisionConfig.DType(); err != nil {
 		return nil, err
 	}
+	if err := perRank(c.Comm, "--prompts-per-step", c.PromptsPerStep); err != nil {
+		return nil, err
+	}
 	if c.Model == "" && c.Preset == "" {
-		dir, err := WeakSFT(ctx, c.SFTDir, c.Task, c.SFTSteps, c.Seed, log)
+		dir, err := weakSFT(ctx, c.Comm, c.SFTDir, c.Task, c.SFTSteps, c.Seed, log)
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +276,7 @@ func (r *rlRun) loadModels(log io.Writer) error {
 	}
 	if c.LoraR > 0 {
 		sc := SFTConfig{LoraR: c.LoraR, LoraAlpha: c.LoraAlpha, LoraTargets: c.LoraTargets}
-		sc.Seed = c.Seed
+		sc.Seed, sc.Comm = c.Seed, c.Comm
 		if r.adapters, err = ApplyLoRA(r.policy, &sc); err != nil {
 			return err
 		}
@@ -312,8 +322,13 @@ func (r *rlRun) loadPrompts() error {
 }
 
 // rollout samples n completions for each of the iteration's prompts and
-// scores them; it returns the rows' prompt ids and the rows.
-func (r *rlRun) rollout(iter, perStep, n int) ([][]int32, []align.Row, []align.Prompt, error) {
+// scores them; it returns the rows' prompt ids and the rows. In a
+// data-parallel run every rank draws the same perStep prompts, cut into
+// groups consecutive groups (PPO's minibatches; 1 for GRPO), and rolls
+// out its block of each group (the rows' sampling seeds are those of their
+// place in the whole batch, so the ranks together sample what one process
+// would, and rank r's k-th minibatch is its block of the k-th global one).
+func (r *rlRun) rollout(iter, perStep, n, groups int) ([][]int32, []align.Row, []align.Prompt, error) {
 	c := r.cfg
 	rng := rand.New(rand.NewPCG(c.Seed, uint64(iter)+1000))
 	ps := make([]align.Prompt, perStep)
@@ -325,6 +340,18 @@ func (r *rlRun) rollout(iter, perStep, n int) ([][]int32, []align.Row, []align.P
 			ids = append(ids, ps[i].IDs)
 			seeds = append(seeds, c.Seed<<32^uint64(iter*perStep*n+len(seeds)))
 		}
+	}
+	if rank, size := ranks(c.Comm); size > 1 {
+		var mps []align.Prompt
+		var mids [][]int32
+		var mseeds []uint64
+		per := perStep / groups / size
+		for g := range groups {
+			lo := g*perStep/groups + rank*per
+			mps = append(mps, ps[lo:lo+per]...)
+			mids, mseeds = append(mids, ids[lo*n:(lo+per)*n]...), append(mseeds, seeds[lo*n:(lo+per)*n]...)
+		}
+		ps, ids, seeds = mps, mids, mseeds
 	}
 	t0 := time.Now()
 	rows, err := align.Sample(r.policy, ids, seeds, r.stops, c.MaxCompletionLength, decode.Sampling{Temperature: c.Temperature, TopK: c.TopK}, r.tok.Decode)
@@ -350,7 +377,9 @@ func (r *rlRun) evalHook(step func() int) func() (map[string]float64, error) {
 			r.pending()
 		}
 		t0 := time.Now()
-		em, err := sft.ExactMatch(r.policy, r.tok, r.tmpl, r.evalEx, r.cfg.MaxCompletionLength)
+		em, err := exactMatchOn(r.cfg.Comm, r.evalEx, func(set []data.Example) (float64, error) {
+			return sft.ExactMatch(r.policy, r.tok, r.tmpl, set, r.cfg.MaxCompletionLength)
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -371,7 +400,7 @@ func (r *rlRun) evalHook(step func() int) func() (map[string]float64, error) {
 
 // logIter records one iteration in rollouts.jsonl and the eval window.
 func (r *rlRun) logIter(l iterLog) {
-	if r.mlog == nil {
+	if r.mlog == nil && lead(r.cfg.Comm) {
 		f, err := os.Create(filepath.Join(r.cfg.Out, "rollouts.jsonl"))
 		if err != nil {
 			fmt.Fprintf(r.log, "rollouts.jsonl: %v\n", err)
@@ -379,7 +408,9 @@ func (r *rlRun) logIter(l iterLog) {
 		}
 		r.mlog = f
 	}
-	json.NewEncoder(r.mlog).Encode(l)
+	if r.mlog != nil {
+		json.NewEncoder(r.mlog).Encode(l)
+	}
 	r.iters = append(r.iters, l)
 	w := &r.window
 	w.Reward += l.Reward
@@ -402,6 +433,9 @@ func (r *rlRun) finish(res train.Summary, sftModel string) (RLSummary, error) {
 	s.KL, s.KLPerToken = res.After["kl"], res.After["kl_per_token"]
 	if len(r.iters) > 0 {
 		s.RewardFirst, s.RewardFinal = r.iters[0].Reward, res.After["reward"]
+	}
+	if !lead(r.cfg.Comm) {
+		return s, nil
 	}
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -456,16 +490,23 @@ func (s *grpoSource) Fill(micro []*model.Batch) error {
 	r, c := s.r, s.cfg
 	s.flush()
 	r.mark()
-	ids, rows, ps, err := r.rollout(s.iter, c.PromptsPerStep, c.NumGenerations)
+	ids, rows, ps, err := r.rollout(s.iter, c.PromptsPerStep, c.NumGenerations, 1)
 	if err != nil {
 		return err
 	}
 	rewards := make([]float64, len(rows))
-	var em, length float64
+	var em, length, rsum float64
 	for i, row := range rows {
 		rewards[i] = row.Reward
+		rsum += row.Reward
 		em += align.ExactMatchReward("", row.Text, ps[row.Prompt].Answer)
 		length += float64(len(row.Completion))
+	}
+	// The iteration's figures over every rank's rows (groups are whole on
+	// each rank, so the advantages need nothing from the others).
+	g, err := sumOn(r.cfg.Comm, rsum, em, length, float64(len(rows)))
+	if err != nil {
+		return err
 	}
 	adv, err := align.GroupAdvantages(rewards, c.NumGenerations, c.ScaleRewards)
 	if err != nil {
@@ -492,8 +533,8 @@ func (s *grpoSource) Fill(micro []*model.Batch) error {
 		s.obj.Data[b] = d
 	}
 	r.times["reference"] += time.Since(t0).Seconds()
-	n := float64(len(rows))
-	s.cur = iterLog{Iter: s.iter + 1, Reward: mean(rewards), ExactMatch: em / n, Length: length / n}
+	n := g[3]
+	s.cur = iterLog{Iter: s.iter + 1, Reward: g[0] / n, ExactMatch: g[1] / n, Length: g[2] / n}
 	r.split(&s.cur)
 	s.obj.Stats = align.GRPOStats{}
 	s.iter++
@@ -508,6 +549,9 @@ func (s *grpoSource) flush() {
 		return
 	}
 	st := s.obj.Stats
+	if v, err := sumOn(s.r.cfg.Comm, st.Tokens, st.KL, st.NegLogP, st.Clipped, st.SeqKL, st.Sequences); err == nil {
+		st = align.GRPOStats{Tokens: v[0], KL: v[1], NegLogP: v[2], Clipped: v[3], SeqKL: v[4], Sequences: v[5]}
+	}
 	if st.Tokens > 0 {
 		l.KLToken, l.Entropy, l.ClipFrac = st.KL/st.Tokens, st.NegLogP/st.Tokens, st.Clipped/st.Tokens
 	}
@@ -564,11 +608,12 @@ func GRPO(ctx context.Context, cfg GRPOConfig, log io.Writer) (RLSummary, error)
 	if err := lc.Validate(); err != nil {
 		return RLSummary{}, err
 	}
+	log = rankLog(cfg.Comm, log)
 	r, err := prepareRL(ctx, &cfg.RLConfig, log)
 	if err != nil {
 		return RLSummary{}, err
 	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+	if err := mkOut(cfg.Comm, cfg.Out); err != nil {
 		return RLSummary{}, err
 	}
 	obj := &align.GRPO{Cfg: lc}

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
+	"math"
 	"time"
 
 	"github.com/shoggo/shoggo/align"
 	"github.com/shoggo/shoggo/data"
+	"github.com/shoggo/shoggo/dist"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/train"
 )
@@ -87,7 +88,7 @@ func (s *ppoSource) Fill(micro []*model.Batch) error {
 func (s *ppoSource) rollout() error {
 	r, c := s.r, s.cfg
 	r.mark()
-	ids, rows, ps, err := r.rollout(s.iter, c.PromptsPerStep, 1)
+	ids, rows, ps, err := r.rollout(s.iter, c.PromptsPerStep, 1, c.MiniBatches)
 	if err != nil {
 		return err
 	}
@@ -135,23 +136,33 @@ func (s *ppoSource) rollout() error {
 		allAdv, allMask = append(allAdv, adv...), append(allMask, mask...)
 	}
 	if c.WhitenAdv {
-		w := align.Whiten(allAdv, allMask, true)
+		w, err := whitenOn(r.cfg.Comm, allAdv, allMask)
+		if err != nil {
+			return err
+		}
 		off := 0
 		for _, d := range s.data {
 			d.Adv = w[off : off+len(d.Adv)]
 			off += len(d.Adv)
 		}
 	}
-	n := float64(len(rows))
 	r.times["reference"] += tRef.Seconds()
 	r.times["rollout"] += time.Since(t0).Seconds() - tRef.Seconds() // the policy's log-probs and values
-	rewards := make([]float64, len(rows))
+	var rsum float64
 	for i := range rows {
-		rewards[i] = rows[i].Reward
+		rsum += rows[i].Reward
 	}
-	s.cur = iterLog{Iter: s.iter + 1, Reward: mean(rewards), ExactMatch: em / n, Length: length / n, KL: seqKL / n, KLToken: seqKL / max(toks, 1), KLCoef: s.kl.Value()}
+	// The iteration's figures (and the KL controller's input) over every
+	// rank's rows.
+	g, err := sumOn(r.cfg.Comm, rsum, em, length, seqKL, toks, float64(len(rows)))
+	if err != nil {
+		return err
+	}
+	rsum, em, length, seqKL, toks = g[0], g[1], g[2], g[3], g[4]
+	n := g[5]
+	s.cur = iterLog{Iter: s.iter + 1, Reward: rsum / n, ExactMatch: em / n, Length: length / n, KL: seqKL / n, KLToken: seqKL / max(toks, 1), KLCoef: s.kl.Value()}
 	r.split(&s.cur)
-	s.kl.Update(seqKL/n, len(rows))
+	s.kl.Update(seqKL/n, int(n))
 	s.order = s.order[:0]
 	for e := 0; e < c.PPOEpochs; e++ { // the one seeded shuffle, an "epoch" per pass over each batch
 		s.order = append(s.order, data.Shuffle(len(s.mbs), int64(c.Seed)+7000, s.iter*c.PPOEpochs+e)...)
@@ -170,6 +181,9 @@ func (s *ppoSource) flush() {
 		return
 	}
 	st := s.obj.Stats
+	if v, err := sumOn(s.r.cfg.Comm, st.Tokens, st.PGLoss, st.VFLoss, st.PGClipped, st.VFClipped, st.NegLogP, st.ApproxKL); err == nil {
+		st = align.PPOStats{Tokens: v[0], PGLoss: v[1], VFLoss: v[2], PGClipped: v[3], VFClipped: v[4], NegLogP: v[5], ApproxKL: v[6]}
+	}
 	if st.Tokens > 0 {
 		l.Entropy, l.ClipFrac, l.ValueLoss = st.NegLogP/st.Tokens, st.PGClipped/st.Tokens, st.VFLoss/st.Tokens
 		l.ApproxKL = st.ApproxKL / st.Tokens
@@ -242,11 +256,15 @@ func PPO(ctx context.Context, cfg PPOConfig, log io.Writer) (RLSummary, error) {
 	if per%accum != 0 {
 		return RLSummary{}, fmt.Errorf("--grad-accum %d must divide ppo_epochs·num_mini_batches = %d", accum, per)
 	}
+	if _, n := ranks(cfg.Comm); n > 1 && cfg.PromptsPerStep%(cfg.MiniBatches*n) != 0 {
+		return RLSummary{}, fmt.Errorf("--prompts-per-step %d: every minibatch (%d) must split evenly over the %d ranks", cfg.PromptsPerStep, cfg.MiniBatches, n)
+	}
+	log = rankLog(cfg.Comm, log)
 	r, err := prepareRL(ctx, &cfg.RLConfig, log)
 	if err != nil {
 		return RLSummary{}, err
 	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+	if err := mkOut(cfg.Comm, cfg.Out); err != nil {
 		return RLSummary{}, err
 	}
 	head := align.NewValueHead(r.policy.Cfg.HiddenSize)
@@ -272,4 +290,48 @@ func PPO(ctx context.Context, cfg PPOConfig, log io.Writer) (RLSummary, error) {
 	}
 	src.flush()
 	return r.finish(res, cfg.Model)
+}
+
+// whitenOn is align.Whiten (shifting the mean) with the mean and variance
+// taken over every rank's masked values.
+func whitenOn(c dist.Comm, x, mask []float64) ([]float64, error) {
+	if _, n := ranks(c); n <= 1 {
+		return align.Whiten(x, mask, true), nil
+	}
+	var n, s float64
+	for i, v := range x {
+		if mask[i] != 0 {
+			n++
+			s += v
+		}
+	}
+	g, err := sumOn(c, n, s)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(x))
+	if n = g[0]; n == 0 {
+		return out, nil
+	}
+	mean := g[1] / n
+	var ss float64
+	for i, v := range x {
+		if mask[i] != 0 {
+			ss += (v - mean) * (v - mean)
+		}
+	}
+	if g, err = sumOn(c, ss); err != nil {
+		return nil, err
+	}
+	variance := g[0] / n
+	if n > 1 {
+		variance *= n / (n - 1)
+	}
+	inv := 1 / math.Sqrt(variance+1e-8)
+	for i, v := range x {
+		if mask[i] != 0 {
+			out[i] = (v - mean) * inv
+		}
+	}
+	return out, nil
 }

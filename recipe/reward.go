@@ -405,10 +405,12 @@ func Reward(ctx context.Context, cfg RewardConfig, log io.Writer) (RewardResult,
 		}
 		acc, loss = v[0]/v[2], v[1]/v[2]
 		out := map[string]float64{"pairwise_accuracy": acc, "val_loss": loss}
-		if obj.Seen > 0 {
-			out["train_pairwise_accuracy"] = float64(obj.Correct) / float64(obj.Seen)
-			obj.Correct, obj.Seen = 0, 0
+		if tv, err := sumOn(c.Comm, float64(obj.Correct), float64(obj.Seen)); err != nil {
+			return nil, err
+		} else if tv[1] > 0 { // over every rank's rows
+			out["train_pairwise_accuracy"] = tv[0] / tv[1]
 		}
+		obj.Correct, obj.Seen = 0, 0
 		return out, err
 	}
 	// Global batches of Batch pairs per rank, each rank training on its own.
