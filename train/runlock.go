@@ -108,7 +108,23 @@ func lockIsStale(path, host string) (bool, string) {
 	if err := syscall.Kill(pid, 0); err != nil && errors.Is(err, syscall.ESRCH) {
 		return true, who
 	}
+	if zombie(pid) {
+		return true, who + " (exited)"
+	}
 	return false, who
+}
+
+// zombie reports whether pid has exited but was not reaped yet (Linux:
+// state Z in /proc/PID/stat), as the ranks of an aborted mpirun job can
+// be for a moment.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	return i >= 0 && len(f) > 0 && f[0] == "Z"
 }
 
 // Release removes the lock (once; later calls do nothing).
