@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoggo/shoggo/dist"
 	"github.com/shoggo/shoggo/internal/atomicfile"
+	"github.com/shoggo/shoggo/internal/sysinfo"
 	"github.com/shoggo/shoggo/model"
 	"github.com/shoggo/shoggo/optim"
 	"github.com/shoggo/shoggo/tensor"
@@ -157,6 +158,10 @@ type Summary struct {
 	WorldSize int     `json:"world_size,omitempty"`
 	Zero      int     `json:"zero,omitempty"`
 	CommWaitS float64 `json:"comm_wait_s,omitempty"`
+	// Data-parallel runs, rank 0's memory: its AdamW moments (ZeRO-1: its
+	// shard) and its peak resident set (VmHWM), in MiB.
+	OptimizerStateMiB float64 `json:"optimizer_state_mib,omitempty"`
+	PeakRSSMiB        float64 `json:"peak_rss_mib,omitempty"`
 }
 
 // Result is what Run returns: the summary.
@@ -767,6 +772,9 @@ func (t *Trainer) loop(ctx context.Context, start int) (Result, error) {
 		if d.zero != nil {
 			res.Zero = 1
 		}
+		m, v := t.Opt.Moments()
+		res.OptimizerStateMiB = sysinfo.MiB(int64(m.Flat().Numel()+v.Flat().Numel()) * 4)
+		res.PeakRSSMiB = sysinfo.MiB(sysinfo.VmHWM())
 	}
 	if lastEval != step && t.Eval != nil {
 		met := Metric{Step: step, Tokens: res.Tokens, Elapsed: res.ElapsedS}

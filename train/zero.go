@@ -270,9 +270,3 @@ func (z *zero1) loadMoments(path string) error {
 	}
 	return nil
 }
-
-// momentBytes is the size of this rank's two moment arenas.
-func (z *zero1) momentBytes() int64 {
-	m, v := z.opt.Moments()
-	return int64(m.Flat().Numel()+v.Flat().Numel()) * 4
-}
