@@ -4,11 +4,10 @@ import (
 	"math"
 	"math/rand"
 	"testing"
-
 )
 
-// TestHalfConvExact: f16ToF32 equals F16ToF32 on every half;
-// f32ToF16 equals F32ToF16 on every sign, exponent and 10-bit
+// TestHalfConvExact: FastF16ToF32 equals F16ToF32 on every half;
+// FastF32ToF16 equals F32ToF16 on every sign, exponent and 10-bit
 // mantissa head with the rounding-relevant low 13 bits (ties, just
 // below/above, zero, all ones), on NaNs and on random floats.
 func TestHalfConvExact(t *testing.T) {
