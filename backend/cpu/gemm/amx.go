@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"github.com/shoggo/shoggo/internal/cpu"
+	"github.com/shoggo/shoggo/tensor"
 )
 
 // The AMX path of GemmMixed, for two operands at BF16 precision on a CPU
@@ -67,9 +68,8 @@ var amxConfig = func() *[64]byte {
 
 // amxBuffers holds one thread's packing buffers for the AMX kernel.
 type amxBuffers struct {
-	a, b   []uint16
-	ta, tb []uint16 // an operand block rounded to bf16
-	t      [mrX * nrX]float32
+	a, b []uint16
+	t    [mrX * nrX]float32
 }
 
 func alignedU16(n int) []uint16 {
@@ -157,17 +157,38 @@ func (p *problem) macroAMX(mb, nb, kb int, x *amxBuffers, c []float32, beta floa
 	}
 }
 
+// amxAsmPack selects the assembly packing routines (tests compare them
+// with the Go ones).
+var amxAsmPack = true
+
+// amxKind returns the source kind of the AMX packing routines for an
+// operand with bf16 conversion cvt.
+func amxKind(cvt int) int {
+	switch cvt {
+	case cvtF32BF16:
+		return 0
+	case cvtNone:
+		return 1
+	}
+	return 2
+}
+
+// bf16At returns element i of the operand rounded to bf16 (conversion cvt).
+func bf16At(o *Operand, cvt, i int) uint16 {
+	switch cvt {
+	case cvtNone:
+		return o.U16[i]
+	case cvtF32BF16:
+		return tensor.F32ToBF16(o.F32[i])
+	}
+	return tensor.F32ToBF16(tensor.F16ToF32(o.U16[i]))
+}
+
 // packAAMX packs rows [i0, i0+mb) and columns [p0, p0+kb) of op(A) into
 // x.a as ceil(mb/32) AMX panels.
 func (p *problem) packAAMX(x *amxBuffers, i0, mb, p0, kb int) {
-	var s []uint16
-	var off, ld int
-	if p.transA {
-		s, off, ld = bf16Source(&p.a, p.cvtA, &x.ta, p0*p.lda+i0, p.lda, kb, mb)
-	} else {
-		s, off, ld = bf16Source(&p.a, p.cvtA, &x.ta, i0*p.lda+p0, p.lda, mb, kb)
-	}
 	steps := (kb + kX - 1) / kX
+	full := kb / kX // steps without padding
 	panel := steps * kX * 32
 	for q := 0; q*mrX < mb; q++ {
 		rows := min(mrX, mb-q*mrX)
@@ -175,23 +196,32 @@ func (p *problem) packAAMX(x *amxBuffers, i0, mb, p0, kb int) {
 		if rows < mrX || kb%kX != 0 {
 			clear(d)
 		}
-		ib := q * mrX
+		ib := i0 + q*mrX
+		base := ib*p.lda + p0 // element (0, 0) of the panel in A
+		if p.transA {
+			base = p0*p.lda + ib
+		}
+		k0 := 0
+		if amxAsmPack && full > 0 && (rows == mrX || !p.transA) {
+			w, src := p.a.addr(base)
+			if p.transA {
+				p.a.addr(base + (full*kX-1)*p.lda + mrX - 1) // bounds: the last element read
+				amxPackAT(amxKind(p.cvtA), full, src, p.lda*w, &d[0])
+			} else {
+				p.a.addr(base + (rows-1)*p.lda + full*kX - 1) // bounds: the last element read
+				amxPackAN(amxKind(p.cvtA), rows, full, src, p.lda*w, &d[0])
+			}
+			k0 = full * kX
+		}
 		// Element (r, k) of the panel goes to (k/32)*1024 + r*32 + k%32:
 		// tile 5 (rows 16-31) follows tile 4 directly.
-		if p.transA {
-			for kk := 0; kk < kb; kk++ {
-				src := s[off+kk*ld+ib : off+kk*ld+ib+rows]
-				base := kk/kX*1024 + kk%kX
-				for r, v := range src {
-					d[base+r*32] = v
-				}
-			}
-			continue
-		}
 		for r := 0; r < rows; r++ {
-			src := s[off+(ib+r)*ld : off+(ib+r)*ld+kb]
-			for st := 0; st < steps; st++ {
-				copy(d[st*1024+r*32:st*1024+r*32+32], src[st*kX:min(kb, st*kX+kX)])
+			for kk := k0; kk < kb; kk++ {
+				i := base + r*p.lda + kk
+				if p.transA {
+					i = base + kk*p.lda + r
+				}
+				d[kk/kX*1024+r*32+kk%kX] = bf16At(&p.a, p.cvtA, i)
 			}
 		}
 	}
@@ -203,22 +233,31 @@ func (p *problem) packBAMX(x *amxBuffers, bp []uint16, p0, kb, j, cols int) {
 	if cols < nrX || kb%kX != 0 {
 		clear(bp)
 	}
+	base := p0*p.ldb + j // element (0, 0) of the panel in B
+	if p.transB {
+		base = j*p.ldb + p0
+	}
+	k0 := 0
+	if full := kb / kX; amxAsmPack && full > 0 && cols == nrX {
+		w, src := p.b.addr(base)
+		if p.transB {
+			p.b.addr(base + (nrX-1)*p.ldb + full*kX - 1) // bounds: the last element read
+			amxPackBT(amxKind(p.cvtB), full, src, p.ldb*w, &bp[0])
+		} else {
+			p.b.addr(base + (full*kX-1)*p.ldb + nrX - 1)
+			amxPackBN(amxKind(p.cvtB), full, src, p.ldb*w, &bp[0])
+		}
+		k0 = full * kX
+	}
 	// Element (k, jj) goes to (k/32)*1024 + (jj/16)*512 + (k%32/2)*32 +
 	// (jj%16)*2 + k%2.
-	at := func(kk, jj int) int { return kk/kX*1024 + jj/16*512 + kk%kX/2*32 + jj%16*2 + kk&1 }
-	if p.transB {
-		s, off, ld := bf16Source(&p.b, p.cvtB, &x.tb, j*p.ldb+p0, p.ldb, cols, kb)
+	for kk := k0; kk < kb; kk++ {
 		for jj := 0; jj < cols; jj++ {
-			for kk, v := range s[off+jj*ld : off+jj*ld+kb] {
-				bp[at(kk, jj)] = v
+			i := base + kk*p.ldb + jj
+			if p.transB {
+				i = base + jj*p.ldb + kk
 			}
-		}
-		return
-	}
-	s, off, ld := bf16Source(&p.b, p.cvtB, &x.tb, p0*p.ldb+j, p.ldb, kb, cols)
-	for kk := 0; kk < kb; kk++ {
-		for jj, v := range s[off+kk*ld : off+kk*ld+cols] {
-			bp[at(kk, jj)] = v
+			bp[kk/kX*1024+jj/16*512+kk%kX/2*32+jj%16*2+kk&1] = bf16At(&p.b, p.cvtB, i)
 		}
 	}
 }

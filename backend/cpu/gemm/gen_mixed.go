@@ -405,6 +405,271 @@ func genAMX() {
 	p(`	RET`)
 }
 
+// AMX packing (AVX-512 F/BW). Source kinds: 0 float32 (rounded to bf16
+// as tensor.F32ToBF16 does), 1 bf16 (as is), 2 fp16 (widened, rounded to
+// bf16). Z28 = 1, Z29 = 0x7fff, Z30 = 0x00400000, Z31 = 0xffff0000 in
+// every dword.
+var amxKinds = []string{"F32", "BF16", "F16"}
+
+func amxWidth(kind int) int {
+	if kind == 0 {
+		return 4
+	}
+	return 2
+}
+
+func amxConsts() {
+	for _, c := range []struct {
+		z int
+		v string
+	}{{28, "$1"}, {29, "$0x7fff"}, {30, "$0x00400000"}, {31, "$0xffff0000"}} {
+		p(`	MOVL %s, R11`, c.v)
+		p(`	VPBROADCASTD R11, Z%d`, c.z)
+	}
+}
+
+// roundZ leaves in Z(dst) the bf16 rounding of the 16 floats in Z(src) in
+// the upper half of each dword (the lower halves are not cleared).
+func roundZ(src, dst int) {
+	p(`	VPSRLD $16, Z%d, Z%d`, src, dst)
+	p(`	VPANDD Z28, Z%d, Z%d`, dst, dst)
+	p(`	VPADDD Z29, Z%d, Z%d`, dst, dst)
+	p(`	VPADDD Z%d, Z%d, Z%d`, src, dst, dst)
+	p(`	VCMPPS $3, Z%d, Z%d, K1`, src, src)
+	p(`	VPORD Z30, Z%d, K1, Z%d`, src, dst)
+}
+
+// load16hi loads 16 elements at mem as dwords with the bf16 value in the
+// upper half (lower half zero for kind 1, garbage otherwise); tmp scratch.
+func load16hi(kind int, mem string, dst, tmp int) {
+	switch kind {
+	case 0:
+		p(`	VMOVUPS %s, Z%d`, mem, tmp)
+		roundZ(tmp, dst)
+	case 1:
+		p(`	VPMOVZXWD %s, Z%d`, mem, dst)
+		p(`	VPSLLD $16, Z%d, Z%d`, dst, dst)
+	case 2:
+		p(`	VCVTPH2PS %s, Z%d`, mem, tmp)
+		roundZ(tmp, dst)
+	}
+}
+
+// pairRows sets Z(dst) to the 16 pairs (a[i], b[i]) of 16 elements at ma
+// and mb (a in the low half of each dword); uses Z(t0), Z(t1).
+func pairRows(kind int, ma, mb string, dst, t0, t1 int) {
+	if kind == 1 {
+		p(`	VPMOVZXWD %s, Z%d`, ma, dst)
+		p(`	VPMOVZXWD %s, Z%d`, mb, t1)
+		p(`	VPSLLD $16, Z%d, Z%d`, t1, t1)
+		p(`	VPORD Z%d, Z%d, Z%d`, t1, dst, dst)
+		return
+	}
+	load16hi(kind, ma, dst, t0)
+	load16hi(kind, mb, t1, t0)
+	p(`	VPSRLD $16, Z%d, Z%d`, dst, dst)
+	p(`	VPANDD Z31, Z%d, Z%d`, t1, t1)
+	p(`	VPORD Z%d, Z%d, Z%d`, t1, dst, dst)
+}
+
+// row32 sets Z(dst) to 32 consecutive elements at off(reg) as bf16 (16
+// pairs); uses Z(t0)-Z(t2).
+func row32(kind int, off int, reg string, dst, t0, t1, t2 int) {
+	if kind == 1 {
+		p(`	VMOVDQU32 %d(%s), Z%d`, off, reg, dst)
+		return
+	}
+	w := amxWidth(kind)
+	load16hi(kind, fmt.Sprintf("%d(%s)", off, reg), t1, t0)
+	load16hi(kind, fmt.Sprintf("%d(%s)", off+16*w, reg), t2, t0)
+	p(`	VPSRLD $16, Z%d, Z%d`, t1, t1)
+	p(`	VPSRLD $16, Z%d, Z%d`, t2, t2)
+	p(`	VPMOVDW Z%d, Y%d`, t1, dst)
+	p(`	VPMOVDW Z%d, Y%d`, t2, t1)
+	p(`	VINSERTI64X4 $1, Y%d, Z%d, Z%d`, t1, dst, dst)
+}
+
+// transposeStore transposes the 16x16 dwords in Z0-Z15 (row r in Z(r))
+// and stores row q of the result to q*64(DI); uses Z16-Z19.
+func transposeStore() {
+	for i := 0; i < 8; i++ {
+		a, b := 2*i, 2*i+1
+		p(`	VPUNPCKLDQ Z%d, Z%d, Z16`, b, a)
+		p(`	VPUNPCKHDQ Z%d, Z%d, Z%d`, b, a, b)
+		p(`	VMOVDQA32 Z16, Z%d`, a)
+	}
+	for i := 0; i < 4; i++ {
+		t0, t1, t2, t3 := 4*i, 4*i+1, 4*i+2, 4*i+3
+		p(`	VPUNPCKLQDQ Z%d, Z%d, Z16`, t2, t0)
+		p(`	VPUNPCKHQDQ Z%d, Z%d, Z17`, t2, t0)
+		p(`	VPUNPCKLQDQ Z%d, Z%d, Z18`, t3, t1)
+		p(`	VPUNPCKHQDQ Z%d, Z%d, Z%d`, t3, t1, t3)
+		p(`	VMOVDQA32 Z16, Z%d`, t0)
+		p(`	VMOVDQA32 Z17, Z%d`, t1)
+		p(`	VMOVDQA32 Z18, Z%d`, t2)
+	}
+	// Z(4i+c) holds, in 128-bit lane L, column 4L+c of rows 4i..4i+3.
+	for c := 0; c < 4; c++ {
+		u0, u1, u2, u3 := c, 4+c, 8+c, 12+c
+		p(`	VSHUFI32X4 $0x44, Z%d, Z%d, Z16`, u1, u0)
+		p(`	VSHUFI32X4 $0xEE, Z%d, Z%d, Z17`, u1, u0)
+		p(`	VSHUFI32X4 $0x44, Z%d, Z%d, Z18`, u3, u2)
+		p(`	VSHUFI32X4 $0xEE, Z%d, Z%d, Z19`, u3, u2)
+		p(`	VSHUFI32X4 $0x88, Z18, Z16, Z%d`, u0)
+		p(`	VSHUFI32X4 $0xDD, Z18, Z16, Z%d`, u1)
+		p(`	VSHUFI32X4 $0x88, Z19, Z17, Z%d`, u2)
+		p(`	VSHUFI32X4 $0xDD, Z19, Z17, Z%d`, u3)
+		for L := 0; L < 4; L++ {
+			p(`	VMOVDQU32 Z%d, %d(DI)`, []int{u0, u1, u2, u3}[L], 64*(4*L+c))
+		}
+	}
+}
+
+func amxDispatch(name string) {
+	p(`	CMPQ R10, $1`)
+	p(`	JEQ  %sBF16`, name)
+	p(`	JGT  %sF16`, name)
+}
+
+// genAMXPack writes the four AMX packing routines: full panels of 32
+// columns of B or 32 rows of A, steps full steps of 32 values of k.
+func genAMXPack() {
+	// B = op(B) stored k x n: pair q of a step comes from rows 2q, 2q+1.
+	p(`// func amxPackBN(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·amxPackBN(SB), NOSPLIT, $0-40`)
+	p(`	MOVQ kind+0(FP), R10`)
+	p(`	MOVQ steps+8(FP), R9`)
+	p(`	MOVQ src+16(FP), R8`)
+	p(`	MOVQ lds+24(FP), DX`)
+	p(`	MOVQ dst+32(FP), DI`)
+	amxConsts()
+	amxDispatch("bn")
+	for kind, kn := range amxKinds {
+		w := amxWidth(kind)
+		p(`bn%s:`, kn)
+		p(`	MOVQ R8, SI`)
+		p(`	MOVQ $16, CX`)
+		p(`bn%sq:`, kn)
+		p(`	LEAQ (SI)(DX*1), BX`)
+		pairRows(kind, "(SI)", "(BX)", 0, 1, 2)
+		pairRows(kind, fmt.Sprintf("%d(SI)", 16*w), fmt.Sprintf("%d(BX)", 16*w), 3, 1, 2)
+		p(`	VMOVDQU32 Z0, (DI)`)
+		p(`	VMOVDQU32 Z3, 1024(DI)`)
+		p(`	LEAQ (SI)(DX*2), SI`)
+		p(`	ADDQ $64, DI`)
+		p(`	DECQ CX`)
+		p(`	JNE  bn%sq`, kn)
+		p(`	MOVQ SI, R8`)
+		p(`	ADDQ $1024, DI`)
+		p(`	DECQ R9`)
+		p(`	JNE  bn%s`, kn)
+		p(`	VZEROUPPER`)
+		p(`	RET`)
+	}
+	p(``)
+	// A = op(A) stored m x k: row r of the panel is a run of k.
+	p(`// func amxPackAN(kind, rows, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·amxPackAN(SB), NOSPLIT, $0-48`)
+	p(`	MOVQ kind+0(FP), R10`)
+	p(`	MOVQ rows+8(FP), R12`)
+	p(`	MOVQ steps+16(FP), R13`)
+	p(`	MOVQ src+24(FP), R8`)
+	p(`	MOVQ lds+32(FP), DX`)
+	p(`	MOVQ dst+40(FP), R11`)
+	p(`	MOVQ R11, BX`)
+	amxConsts()
+	amxDispatch("an")
+	for kind, kn := range amxKinds {
+		w := amxWidth(kind)
+		p(`an%s:`, kn)
+		p(`	MOVQ R8, SI`)
+		p(`	MOVQ BX, DI`)
+		p(`	MOVQ R13, CX`)
+		p(`an%ss:`, kn)
+		row32(kind, 0, "SI", 0, 1, 2, 3)
+		p(`	VMOVDQU32 Z0, (DI)`)
+		p(`	ADDQ $%d, SI`, 32*w)
+		p(`	ADDQ $2048, DI`)
+		p(`	DECQ CX`)
+		p(`	JNE  an%ss`, kn)
+		p(`	ADDQ DX, R8`)
+		p(`	ADDQ $64, BX`)
+		p(`	DECQ R12`)
+		p(`	JNE  an%s`, kn)
+		p(`	VZEROUPPER`)
+		p(`	RET`)
+	}
+	p(``)
+	// B = op(B) stored n x k (B^T): column jj of the panel is a run of k;
+	// 16 of them (16 pairs each) are transposed into a tile.
+	p(`// func amxPackBT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·amxPackBT(SB), NOSPLIT, $0-40`)
+	p(`	MOVQ kind+0(FP), R10`)
+	p(`	MOVQ steps+8(FP), R9`)
+	p(`	MOVQ src+16(FP), R8`)
+	p(`	MOVQ lds+24(FP), DX`)
+	p(`	MOVQ dst+32(FP), DI`)
+	amxConsts()
+	p(`	LEAQ (DX)(DX*2), R12 // 3 rows`)
+	amxDispatch("bt")
+	for kind, kn := range amxKinds {
+		w := amxWidth(kind)
+		p(`bt%s:`, kn)
+		p(`	MOVQ $2, CX`)
+		p(`	MOVQ R8, SI`)
+		p(`bt%sh:`, kn)
+		for r := 0; r < 16; r++ {
+			if r%4 == 0 && r > 0 {
+				p(`	LEAQ (SI)(DX*4), SI`)
+			}
+			reg := []string{"(SI)", "(SI)(DX*1)", "(SI)(DX*2)", "(SI)(R12*1)"}[r%4]
+			p(`	LEAQ %s, BX`, reg)
+			row32(kind, 0, "BX", r, 16, 17, 18)
+		}
+		p(`	LEAQ (SI)(DX*4), SI // next 16 columns`)
+		transposeStore()
+		p(`	ADDQ $1024, DI`)
+		p(`	DECQ CX`)
+		p(`	JNE  bt%sh`, kn)
+		p(`	ADDQ $%d, R8`, 32*w)
+		p(`	DECQ R9`)
+		p(`	JNE  bt%s`, kn)
+		p(`	VZEROUPPER`)
+		p(`	RET`)
+	}
+	p(``)
+	// A = op(A) stored k x m (A^T): pair q of a step comes from rows 2q,
+	// 2q+1 (16 rows of the panel each); 16 pairs are transposed into a tile.
+	p(`// func amxPackAT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·amxPackAT(SB), NOSPLIT, $0-40`)
+	p(`	MOVQ kind+0(FP), R10`)
+	p(`	MOVQ steps+8(FP), R9`)
+	p(`	MOVQ src+16(FP), R8`)
+	p(`	MOVQ lds+24(FP), DX`)
+	p(`	MOVQ dst+32(FP), DI`)
+	amxConsts()
+	amxDispatch("at")
+	for kind, kn := range amxKinds {
+		w := amxWidth(kind)
+		p(`at%s:`, kn)
+		for h := 0; h < 2; h++ {
+			p(`	MOVQ R8, SI`)
+			for q := 0; q < 16; q++ {
+				p(`	LEAQ (SI)(DX*1), BX`)
+				pairRows(kind, fmt.Sprintf("%d(SI)", 16*w*h), fmt.Sprintf("%d(BX)", 16*w*h), q, 16, 17)
+				p(`	LEAQ (SI)(DX*2), SI`)
+			}
+			transposeStore()
+			p(`	ADDQ $1024, DI`)
+		}
+		p(`	MOVQ SI, R8`)
+		p(`	DECQ R9`)
+		p(`	JNE  at%s`, kn)
+		p(`	VZEROUPPER`)
+		p(`	RET`)
+	}
+}
+
 func main() {
 	p(`// Code generated by gen_mixed.go; DO NOT EDIT.`)
 	p(``)
@@ -415,5 +680,7 @@ func main() {
 	genKernel()
 	p(``)
 	genAMX()
+	p(``)
+	genAMXPack()
 	os.Stdout.WriteString(out.String())
 }

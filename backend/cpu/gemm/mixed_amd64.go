@@ -24,3 +24,22 @@ func kernelBF16(kp int, a, b *uint32, c *float32, ldc int, alpha, beta float32, 
 //
 //go:noescape
 func kernelAMX(cfg *byte, steps int, a *uint16, npan int, b *uint16, c *float32, ldc, cstride, load int)
+
+// AMX packing (mixed_amd64.s, AVX-512 F/BW): full AMX panels (amx.go) of
+// steps steps of 32 values of k from a source of kind 0 (float32, rounded
+// to bf16), 1 (bf16) or 2 (fp16, rounded to bf16) at src, row stride lds
+// bytes. amxPackBN: 32 columns of a row-major k x n B; amxPackBT: 32 rows
+// of n x k storage (op(B) = B^T); amxPackAN: rows (<= 32) rows of a m x k
+// A; amxPackAT: 32 columns of k x m storage (op(A) = A^T).
+//
+//go:noescape
+func amxPackBN(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)
+
+//go:noescape
+func amxPackBT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)
+
+//go:noescape
+func amxPackAN(kind, rows, steps int, src unsafe.Pointer, lds int, dst *uint16)
+
+//go:noescape
+func amxPackAT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)

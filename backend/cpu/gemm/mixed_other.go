@@ -15,3 +15,19 @@ func kernelBF16(kp int, a, b *uint32, c *float32, ldc int, alpha, beta float32, 
 func kernelAMX(cfg *byte, steps int, a *uint16, npan int, b *uint16, c *float32, ldc, cstride, load int) {
 	panic("gemm: no assembly kernel on this architecture")
 }
+
+func amxPackBN(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
+	panic("gemm: no assembly kernel on this architecture")
+}
+
+func amxPackBT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
+	panic("gemm: no assembly kernel on this architecture")
+}
+
+func amxPackAN(kind, rows, steps int, src unsafe.Pointer, lds int, dst *uint16) {
+	panic("gemm: no assembly kernel on this architecture")
+}
+
+func amxPackAT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
+	panic("gemm: no assembly kernel on this architecture")
+}

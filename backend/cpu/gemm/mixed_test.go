@@ -664,3 +664,70 @@ func TestGemmMixedNoAsm(t *testing.T) {
 		}
 	}
 }
+
+// TestAMXPack checks the assembly AMX packing routines against the Go
+// packing bit for bit, for the four layouts and the three source kinds
+// (float32, bf16, fp16), with special values (NaN, Inf, denormals, rounding
+// ties) among random ones, full and partial panels, and k with and without
+// a tail.
+func TestAMXPack(t *testing.T) {
+	if !hasAMX || !hasAsm {
+		t.Skip("no AMX-BF16 here")
+	}
+	defer func(v bool) { amxAsmPack = v }(amxAsmPack)
+	rng := rand.New(rand.NewPCG(33, 34))
+	specials := specialF32
+	for _, kind := range [][2]tensor.DType{opKinds[1], opKinds[3], opKinds[8]} {
+		for _, l := range layouts {
+			for _, s := range [][3]int{{64, 96, 96}, {40, 70, 77}, {32, 32, 32}, {33, 31, 200}} {
+				m, n, k := s[0], s[1], s[2]
+				mc := newMixedCase(rng, l[0], l[1], m, n, k, kind, kind)
+				// Sprinkle special values over both operands.
+				for _, o := range []*Operand{&mc.a, &mc.b} {
+					for i := 0; i < 200; i++ {
+						v := math.Float32frombits(specials[rng.IntN(len(specials))])
+						if o.F32 != nil {
+							o.F32[rng.IntN(len(o.F32))] = v
+						} else if o.Src == tensor.BF16 {
+							o.U16[rng.IntN(len(o.U16))] = tensor.F32ToBF16(v)
+						} else {
+							o.U16[rng.IntN(len(o.U16))] = tensor.F32ToF16(v)
+						}
+					}
+				}
+				p := problem{transA: mc.transA, transB: mc.transB, m: m, n: n, k: k, a: mc.a, b: mc.b,
+					lda: mc.lda, ldb: mc.ldb, cvtA: mc.a.cvtBF16(), cvtB: mc.b.cvtBF16(), amx: true}
+				pack := func(asm bool) ([]uint16, []uint16) {
+					amxAsmPack = asm
+					var x amxBuffers
+					steps := (k + kX - 1) / kX
+					x.ensure((m+mrX-1)/mrX*steps*1024, (n+nrX-1)/nrX*steps*1024)
+					for i := range x.a {
+						x.a[i] = 0xdead
+					}
+					for i := range x.b {
+						x.b[i] = 0xdead
+					}
+					p.packAAMX(&x, 0, m, 0, k)
+					for j := 0; j < n; j += nrX {
+						p.packBAMX(&x, x.b[j/nrX*steps*1024:(j/nrX+1)*steps*1024], 0, k, j, min(nrX, n-j))
+					}
+					return x.a, x.b
+				}
+				ga, gb := pack(false)
+				aa, ab := pack(true)
+				for _, c := range []struct {
+					name      string
+					got, want []uint16
+				}{{"A", aa, ga}, {"B", ab, gb}} {
+					for i := range c.want {
+						if c.got[i] != c.want[i] {
+							t.Fatalf("%s %s tA=%v tB=%v m=%d n=%d k=%d: packed %s[%d] = %#x, Go packs %#x",
+								opName(mc.a), opName(mc.b), l[0], l[1], m, n, k, c.name, i, c.got[i], c.want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
