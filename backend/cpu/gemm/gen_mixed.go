@@ -1,9 +1,10 @@
 //go:build ignore
 
 // gen_mixed writes mixed_amd64.s, the assembly of GemmMixed: the row
-// conversions of the packing (AVX2/F16C), the AVX512_BF16 micro-kernel and
-// the AMX-BF16 one, whose VDPBF16PS and AMX instructions the Go assembler
-// does not know and which are therefore emitted as bytes.
+// conversions of the float32 path's packing (AVX2/F16C), the bf16 path's
+// packing (AVX-512) and its AMX-BF16 and AVX512_BF16 micro-kernels, whose
+// AMX and VDPBF16PS instructions the Go assembler does not know and which
+// are therefore emitted as bytes.
 //
 //	go run gen_mixed.go > mixed_amd64.s
 package main
@@ -88,13 +89,6 @@ var (
 	roundF16 = []string{"VCVTPS2PH $0, Y0, X1", "VCVTPH2PS X1, Y0"}
 	storeF32 = []string{"VMOVUPS Y0, (DI)"}
 	storeY1  = []string{"VMOVUPS Y1, (DI)"}
-	// storeBF16 stores the upper halves of Y1 as 8 uint16.
-	storeBF16 = []string{
-		"VPSRLD $16, Y1, Y1",
-		"VEXTRACTI128 $1, Y1, X2",
-		"VPACKUSDW X2, X1, X1",
-		"VMOVDQU X1, (DI)",
-	}
 )
 
 func cat(parts ...[]string) []string {
@@ -112,8 +106,6 @@ var kinds = []kind{
 	{"F32RoundF16", 4, 4, cat(loadF32, roundF16, storeF32)},
 	{"BF16RoundF16", 2, 4, cat(loadBF16, roundF16, storeF32)},
 	{"F16RoundBF16", 2, 4, cat(loadF16, roundBF16, storeY1)},
-	{"F32BF16", 4, 2, cat(loadF32, roundBF16, storeBF16)},
-	{"F16BF16", 2, 2, cat(loadF16, roundBF16, storeBF16)},
 }
 
 func genConvert() {
@@ -169,109 +161,6 @@ func genConvert() {
 	}
 	p(``)
 	p(`done:`)
-	p(`	VZEROUPPER`)
-	p(`	RET`)
-}
-
-// The bf16 micro-kernel: a 6x64 tile of C from a packed panel of A (kp
-// groups of 6 uint32, each the bf16 pair op(A)[i][2p], op(A)[i][2p+1]) and
-// a packed panel of B (kp groups of 64 uint32, the pairs op(B)[2p][j],
-// op(B)[2p+1][j]). Z0-Z23 accumulate the tile (row i in Z(4i)..Z(4i+3)),
-// Z24-Z27 hold a group of B, Z28-Z29 broadcast pairs of A.
-func genKernel() {
-	const mrH, nrZ = 6, 4
-	p(`// func kernelBF16(kp int, a, b *uint32, c *float32, ldc int, alpha, beta float32, mode int)`)
-	p(`//`)
-	p(`// C = alpha*AB (mode 0), C + alpha*AB (mode 1) or beta*C + alpha*AB (mode`)
-	p(`// 2) for the 6x64 tile at c (row stride ldc elements); kp >= 1 pairs.`)
-	p(`TEXT ·kernelBF16(SB), NOSPLIT, $0-56`)
-	p(`	MOVQ kp+0(FP), CX`)
-	p(`	MOVQ a+8(FP), AX`)
-	p(`	MOVQ b+16(FP), BX`)
-	p(`	MOVQ c+24(FP), DI`)
-	p(`	MOVQ ldc+32(FP), SI`)
-	p(`	SHLQ $2, SI`)
-	p(`	LEAQ (SI)(SI*2), R9`)
-	p(`	LEAQ (DI)(SI*4), R10`)
-	rows := []string{"(DI)", "(DI)(SI*1)", "(DI)(SI*2)", "(DI)(R9*1)", "(R10)", "(R10)(SI*1)"}
-	for _, r := range rows {
-		for l := 0; l < 4; l++ {
-			if l == 0 {
-				p(`	PREFETCHT0 %s`, r)
-			} else {
-				p(`	PREFETCHT0 %d%s`, 64*l, r)
-			}
-		}
-	}
-	for i := 0; i < mrH*nrZ; i++ {
-		p(`	VPXORD Z%d, Z%d, Z%d`, i, i, i)
-	}
-	step := func(aoff, boff int) {
-		for j := 0; j < nrZ; j++ {
-			p(`	VMOVUPS %d(BX), Z%d`, boff+64*j, 24+j)
-		}
-		for i := 0; i < mrH; i++ {
-			z := 28 + i%2
-			p(`	VPBROADCASTD %d(AX), Z%d`, aoff+4*i, z)
-			for j := 0; j < nrZ; j++ {
-				p(`	%s`, vdpbf16ps(24+j, z, 4*i+j))
-			}
-		}
-	}
-	p(`	CMPQ CX, $2`)
-	p(`	JLT  tail`)
-	p(`loop2:`)
-	step(0, 0)
-	step(4*mrH, 256)
-	p(`	ADDQ $%d, AX`, 8*mrH)
-	p(`	ADDQ $512, BX`)
-	p(`	SUBQ $2, CX`)
-	p(`	CMPQ CX, $2`)
-	p(`	JGE  loop2`)
-	p(`tail:`)
-	p(`	TESTQ CX, CX`)
-	p(`	JEQ  store`)
-	step(0, 0)
-	p(`store:`)
-	p(`	VBROADCASTSS alpha+40(FP), Z30`)
-	for i := 0; i < mrH*nrZ; i++ {
-		p(`	VMULPS Z30, Z%d, Z%d`, i, i)
-	}
-	addr := func(i, j int) string {
-		if j == 0 {
-			return rows[i]
-		}
-		return fmt.Sprintf("%d%s", 64*j, rows[i])
-	}
-	p(`	MOVQ mode+48(FP), DX`)
-	p(`	CMPQ DX, $1`)
-	p(`	JEQ  accumulate`)
-	p(`	JGT  scale`)
-	for i := 0; i < mrH; i++ {
-		for j := 0; j < nrZ; j++ {
-			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
-		}
-	}
-	p(`	VZEROUPPER`)
-	p(`	RET`)
-	p(`accumulate:`)
-	for i := 0; i < mrH; i++ {
-		for j := 0; j < nrZ; j++ {
-			p(`	VADDPS %s, Z%d, Z%d`, addr(i, j), 4*i+j, 4*i+j)
-			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
-		}
-	}
-	p(`	VZEROUPPER`)
-	p(`	RET`)
-	p(`scale:`)
-	p(`	VBROADCASTSS beta+44(FP), Z31`)
-	for i := 0; i < mrH; i++ {
-		for j := 0; j < nrZ; j++ {
-			p(`	VMULPS %s, Z31, Z30`, addr(i, j))
-			p(`	VADDPS Z30, Z%d, Z%d`, 4*i+j, 4*i+j)
-			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
-		}
-	}
 	p(`	VZEROUPPER`)
 	p(`	RET`)
 }
@@ -405,7 +294,7 @@ func genAMX() {
 	p(`	RET`)
 }
 
-// AMX packing (AVX-512 F/BW). Source kinds: 0 float32 (rounded to bf16
+// bf16 packing into AMX panels (AVX-512 F/BW). Source kinds: 0 float32 (rounded to bf16
 // as tensor.F32ToBF16 does), 1 bf16 (as is), 2 fp16 (widened, rounded to
 // bf16). Z28 = 1, Z29 = 0x7fff, Z30 = 0x00400000, Z31 = 0xffff0000 in
 // every dword.
@@ -531,12 +420,12 @@ func amxDispatch(name string) {
 	p(`	JGT  %sF16`, name)
 }
 
-// genAMXPack writes the four AMX packing routines: full panels of 32
+// genAMXPack writes the four packing routines: full panels of 32
 // columns of B or 32 rows of A, steps full steps of 32 values of k.
 func genAMXPack() {
 	// B = op(B) stored k x n: pair q of a step comes from rows 2q, 2q+1.
-	p(`// func amxPackBN(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
-	p(`TEXT ·amxPackBN(SB), NOSPLIT, $0-40`)
+	p(`// func packBN(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·packBN(SB), NOSPLIT, $0-40`)
 	p(`	MOVQ kind+0(FP), R10`)
 	p(`	MOVQ steps+8(FP), R9`)
 	p(`	MOVQ src+16(FP), R8`)
@@ -568,8 +457,8 @@ func genAMXPack() {
 	}
 	p(``)
 	// A = op(A) stored m x k: row r of the panel is a run of k.
-	p(`// func amxPackAN(kind, rows, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
-	p(`TEXT ·amxPackAN(SB), NOSPLIT, $0-48`)
+	p(`// func packAN(kind, rows, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·packAN(SB), NOSPLIT, $0-48`)
 	p(`	MOVQ kind+0(FP), R10`)
 	p(`	MOVQ rows+8(FP), R12`)
 	p(`	MOVQ steps+16(FP), R13`)
@@ -602,8 +491,8 @@ func genAMXPack() {
 	p(``)
 	// B = op(B) stored n x k (B^T): column jj of the panel is a run of k;
 	// 16 of them (16 pairs each) are transposed into a tile.
-	p(`// func amxPackBT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
-	p(`TEXT ·amxPackBT(SB), NOSPLIT, $0-40`)
+	p(`// func packBT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·packBT(SB), NOSPLIT, $0-40`)
 	p(`	MOVQ kind+0(FP), R10`)
 	p(`	MOVQ steps+8(FP), R9`)
 	p(`	MOVQ src+16(FP), R8`)
@@ -640,8 +529,8 @@ func genAMXPack() {
 	p(``)
 	// A = op(A) stored k x m (A^T): pair q of a step comes from rows 2q,
 	// 2q+1 (16 rows of the panel each); 16 pairs are transposed into a tile.
-	p(`// func amxPackAT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
-	p(`TEXT ·amxPackAT(SB), NOSPLIT, $0-40`)
+	p(`// func packAT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·packAT(SB), NOSPLIT, $0-40`)
 	p(`	MOVQ kind+0(FP), R10`)
 	p(`	MOVQ steps+8(FP), R9`)
 	p(`	MOVQ src+16(FP), R8`)
@@ -670,6 +559,93 @@ func genAMXPack() {
 	}
 }
 
+// The VDPBF16PS micro-kernel on AMX panels (amx.go): a 32x32 block of C
+// as four 8x32 tiles, each in Z0-Z15 (row r in Z(2r), Z(2r+1)); per pair q
+// of k, Z16-Z17 hold pair row q of B's two 16-column tiles, Z18-Z19
+// broadcast the pair of A of a row.
+func genDPB() {
+	p(`// func kernelDPB(steps int, a, b *uint16, c *float32, ldc int, alpha, beta float32, mode int)`)
+	p(`//`)
+	p(`// C = alpha*AB (mode 0), C + alpha*AB (mode 1) or beta*C + alpha*AB (mode`)
+	p(`// 2) for the 32x32 block at c (row stride ldc elements) from an AMX A`)
+	p(`// panel and B panel of steps steps of 32 values of k.`)
+	p(`TEXT ·kernelDPB(SB), NOSPLIT, $0-56`)
+	p(`	MOVQ a+8(FP), R11`)
+	p(`	MOVQ c+24(FP), DI`)
+	p(`	MOVQ ldc+32(FP), SI`)
+	p(`	SHLQ $2, SI`)
+	p(`	LEAQ (SI)(SI*2), R9`)
+	p(`	MOVQ $4, R12`)
+	p(`sub:`)
+	p(`	LEAQ (DI)(SI*4), R10`)
+	for i := 0; i < 16; i++ {
+		p(`	VPXORD Z%d, Z%d, Z%d`, i, i, i)
+	}
+	p(`	MOVQ R11, AX`)
+	p(`	MOVQ b+16(FP), BX`)
+	p(`	MOVQ steps+0(FP), CX`)
+	p(`step:`)
+	for q := 0; q < 16; q++ {
+		p(`	VMOVDQU32 %d(BX), Z16`, 64*q)
+		p(`	VMOVDQU32 %d(BX), Z17`, 1024+64*q)
+		for r := 0; r < 8; r++ {
+			z := 18 + r%2
+			p(`	VPBROADCASTD %d(AX), Z%d`, 64*r+4*q, z)
+			p(`	%s`, vdpbf16ps(16, z, 2*r))
+			p(`	%s`, vdpbf16ps(17, z, 2*r+1))
+		}
+	}
+	p(`	ADDQ $2048, AX`)
+	p(`	ADDQ $2048, BX`)
+	p(`	DECQ CX`)
+	p(`	JNE  step`)
+	p(`	VBROADCASTSS alpha+40(FP), Z20`)
+	for i := 0; i < 16; i++ {
+		p(`	VMULPS Z20, Z%d, Z%d`, i, i)
+	}
+	rows := []string{"(DI)", "(DI)(SI*1)", "(DI)(SI*2)", "(DI)(R9*1)", "(R10)", "(R10)(SI*1)", "(R10)(SI*2)", "(R10)(R9*1)"}
+	addr := func(r, j int) string {
+		if j == 0 {
+			return rows[r]
+		}
+		return "64" + rows[r]
+	}
+	p(`	MOVQ mode+48(FP), DX`)
+	p(`	CMPQ DX, $1`)
+	p(`	JEQ  accumulate`)
+	p(`	JGT  scale`)
+	for r := 0; r < 8; r++ {
+		for j := 0; j < 2; j++ {
+			p(`	VMOVUPS Z%d, %s`, 2*r+j, addr(r, j))
+		}
+	}
+	p(`	JMP  next`)
+	p(`accumulate:`)
+	for r := 0; r < 8; r++ {
+		for j := 0; j < 2; j++ {
+			p(`	VADDPS %s, Z%d, Z%d`, addr(r, j), 2*r+j, 2*r+j)
+			p(`	VMOVUPS Z%d, %s`, 2*r+j, addr(r, j))
+		}
+	}
+	p(`	JMP  next`)
+	p(`scale:`)
+	p(`	VBROADCASTSS beta+44(FP), Z21`)
+	for r := 0; r < 8; r++ {
+		for j := 0; j < 2; j++ {
+			p(`	VMULPS %s, Z21, Z20`, addr(r, j))
+			p(`	VADDPS Z20, Z%d, Z%d`, 2*r+j, 2*r+j)
+			p(`	VMOVUPS Z%d, %s`, 2*r+j, addr(r, j))
+		}
+	}
+	p(`next:`)
+	p(`	LEAQ (DI)(SI*8), DI`)
+	p(`	ADDQ $512, R11 // 8 rows of the A panel`)
+	p(`	DECQ R12`)
+	p(`	JNE  sub`)
+	p(`	VZEROUPPER`)
+	p(`	RET`)
+}
+
 func main() {
 	p(`// Code generated by gen_mixed.go; DO NOT EDIT.`)
 	p(``)
@@ -677,9 +653,9 @@ func main() {
 	p(``)
 	genConvert()
 	p(``)
-	genKernel()
-	p(``)
 	genAMX()
+	p(``)
+	genDPB()
 	p(``)
 	genAMXPack()
 	os.Stdout.WriteString(out.String())

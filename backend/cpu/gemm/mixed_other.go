@@ -8,7 +8,7 @@ func cvtRows(kind, rows, n int, src unsafe.Pointer, lds int, dst unsafe.Pointer,
 	panic("gemm: no assembly kernel on this architecture")
 }
 
-func kernelBF16(kp int, a, b *uint32, c *float32, ldc int, alpha, beta float32, mode int) {
+func kernelDPB(steps int, a, b *uint16, c *float32, ldc int, alpha, beta float32, mode int) {
 	panic("gemm: no assembly kernel on this architecture")
 }
 
@@ -16,18 +16,18 @@ func kernelAMX(cfg *byte, steps int, a *uint16, npan int, b *uint16, c *float32,
 	panic("gemm: no assembly kernel on this architecture")
 }
 
-func amxPackBN(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
+func packBN(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
 	panic("gemm: no assembly kernel on this architecture")
 }
 
-func amxPackBT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
+func packBT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
 	panic("gemm: no assembly kernel on this architecture")
 }
 
-func amxPackAN(kind, rows, steps int, src unsafe.Pointer, lds int, dst *uint16) {
+func packAN(kind, rows, steps int, src unsafe.Pointer, lds int, dst *uint16) {
 	panic("gemm: no assembly kernel on this architecture")
 }
 
-func amxPackAT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
+func packAT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16) {
 	panic("gemm: no assembly kernel on this architecture")
 }
