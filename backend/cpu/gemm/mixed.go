@@ -220,8 +220,8 @@ func convertF32(dst []float32, ldd int, o *Operand, cvt, off, ld, rows, cols int
 	n8 := 0
 	if useAsm && hasF16C && cols >= 8 {
 		n8 = cols &^ 7
-		w, src := o.addr(off + (rows-1)*ld + n8 - 1) // bounds check of the last element read
-		_, src = o.addr(off)
+		o.addr(off + (rows-1)*ld + n8 - 1) // bounds check of the last element read
+		w, src := o.addr(off)
 		_ = dst[(rows-1)*ldd+n8-1]
 		cvtRows(cvt, rows, n8, src, ld*w, unsafe.Pointer(&dst[0]), ldd*4)
 		if n8 == cols {

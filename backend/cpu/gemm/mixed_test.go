@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -719,4 +721,51 @@ func TestBF16Pack(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestGemmMixedConcurrent runs multi-threaded GemmMixed calls from several
+// goroutines at once, with garbage collections (and so preemption signals)
+// in between, on every path: each result must equal the same call's
+// result computed alone, bit for bit (the AMX tile state is per thread).
+func TestGemmMixedConcurrent(t *testing.T) {
+	defer SetThreads(0)
+	SetThreads(2)
+	rng := rand.New(rand.NewPCG(35, 36))
+	var cases []*mixedCase
+	for i := 0; i < 6; i++ {
+		cases = append(cases, newMixedCase(rng, i%2 == 0, i%3 == 0, 100+i*13, 200-i*11, 150, opKinds[3], opKinds[1+i%2]))
+	}
+	mixedKernels(t, func(t *testing.T) {
+		want := make([][]float32, len(cases))
+		for i, mc := range cases {
+			want[i] = append([]float32(nil), mc.c0...)
+			mc.run(1, 0, want[i])
+		}
+		var wg sync.WaitGroup
+		errs := make(chan string, len(cases))
+		for i, mc := range cases {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := 0; r < 8; r++ {
+					c := append([]float32(nil), mc.c0...)
+					mc.run(1, 0, c)
+					for j := range c {
+						if math.Float32bits(c[j]) != math.Float32bits(want[i][j]) {
+							errs <- fmt.Sprintf("%s: C[%d] = %g, alone %g", mc.name(1, 0), j, c[j], want[i][j])
+							return
+						}
+					}
+					if r%3 == 0 {
+						runtime.GC()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+	})
 }
