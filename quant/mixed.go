@@ -25,7 +25,7 @@ func checkPrec(op string, p tensor.DType) {
 func roundF32(x []float32, p tensor.DType) {
 	if p == tensor.F16 {
 		for i, v := range x {
-			x[i] = f16ToF32(f32ToF16(v))
+			x[i] = tensor.FastF16ToF32(tensor.FastF32ToF16(v))
 		}
 		return
 	}
@@ -37,7 +37,7 @@ func roundF32(x []float32, p tensor.DType) {
 func roundU16(dst []uint16, src []float32, p tensor.DType) {
 	if p == tensor.F16 {
 		for i, v := range src {
-			dst[i] = f32ToF16(v)
+			dst[i] = tensor.FastF32ToF16(v)
 		}
 		return
 	}

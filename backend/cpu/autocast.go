@@ -93,7 +93,7 @@ func widenSlice(dst []float32, src []uint16, dt tensor.DType) {
 	dst = dst[:len(src)]
 	if dt == tensor.F16 {
 		for i, v := range src {
-			dst[i] = f16ToF32(v)
+			dst[i] = tensor.FastF16ToF32(v)
 		}
 		return
 	}
@@ -107,7 +107,7 @@ func roundSlice(dst []uint16, src []float32, dt tensor.DType) {
 	dst = dst[:len(src)]
 	if dt == tensor.F16 {
 		for i, v := range src {
-			dst[i] = f32ToF16(v)
+			dst[i] = tensor.FastF32ToF16(v)
 		}
 		return
 	}
@@ -125,7 +125,7 @@ func roundInPlace(x []float32, p tensor.DType) {
 		}
 	case tensor.F16:
 		for i, v := range x {
-			x[i] = f16ToF32(f32ToF16(v))
+			x[i] = tensor.FastF16ToF32(tensor.FastF32ToF16(v))
 		}
 	}
 }

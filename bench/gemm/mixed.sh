@@ -1,19 +1,22 @@
 #!/bin/sh
 # Times fp32 gemm.Sgemm against gemm.GemmMixed with both operands at bf16 (the
-# AVX512_BF16 kernel where the CPU has one), at bf16 on the AVX2 fallback
-# (SHOGGO_NOBF16=1) and at fp16, on GPT-2 124M's linear-layer GEMMs
+# AMX kernel where the CPU has AMX-BF16, else VDPBF16PS where it has
+# AVX512_BF16), at bf16 on VDPBF16PS (SHOGGO_NOAMX=1), at bf16 on the AVX2
+# fallback (SHOGGO_NOBF16=1) and at fp16, on GPT-2 124M's linear-layer GEMMs
 # (shapes_mixed.txt: N = 256 and 2048 rows, NT/NN/TN as forward/dX/dW use them),
 # at 1 and 2 threads, and prints RESULT lines and a table of GFLOP/s.
 #
 #   bench/gemm/mixed.sh [rounds [seconds-per-shape [threads...]]]   (3 0.5 "1 2")
 #
-# Each round runs every (threads, shape) with the four variants back to back in
+# Each round runs every (threads, shape) with the five variants back to back in
 # a rotating order, so they see the same machine load; the numbers are medians
 # over rounds of each run's median call. CLOCK=thread times 1-thread runs by the
 # thread's CPU time (time slices lost to other processes left out). SHAPES=regex
 # keeps the shapes whose names match.
-#   ratio bf16/fp32 = GFLOP/s(bf16) / GFLOP/s(fp32)    (goal >= 1.6 with VDPBF16PS)
-#   time avx2/fp32  = time(bf16 on AVX2) / time(fp32)  (goal <= 1.1)
+#   bf16/fp32  = GFLOP/s(bf16) / GFLOP/s(fp32)             (goal >= 1.6)
+#   dpb/fp32   = GFLOP/s(bf16 on VDPBF16PS) / GFLOP/s(fp32)
+#   avx2 time  = time(bf16 on AVX2) / time(fp32)            (goal <= 1.1)
+#   fp16 time  = time(fp16) / time(fp32)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -34,6 +37,7 @@ run() { # variant threads shape
 	case $1 in
 	fp32) prec=fp32 env= ;;
 	bf16) prec=bf16 env= ;;
+	bf16_dpb) prec=bf16 env=SHOGGO_NOAMX=1 ;;
 	bf16_avx2) prec=bf16 env=SHOGGO_NOBF16=1 ;;
 	fp16) prec=fp16 env= ;;
 	esac
@@ -47,11 +51,12 @@ while [ "$r" -le "$rounds" ]; do
 	for t in $threads; do
 		i=$r
 		for name in $names; do
-			case $((i % 4)) in
-			0) order="fp32 bf16 bf16_avx2 fp16" ;;
-			1) order="bf16 bf16_avx2 fp16 fp32" ;;
-			2) order="bf16_avx2 fp16 fp32 bf16" ;;
-			3) order="fp16 fp32 bf16 bf16_avx2" ;;
+			case $((i % 5)) in
+			0) order="fp32 bf16 bf16_dpb bf16_avx2 fp16" ;;
+			1) order="bf16 bf16_dpb bf16_avx2 fp16 fp32" ;;
+			2) order="bf16_dpb bf16_avx2 fp16 fp32 bf16" ;;
+			3) order="bf16_avx2 fp16 fp32 bf16 bf16_dpb" ;;
+			4) order="fp16 fp32 bf16 bf16_dpb bf16_avx2" ;;
 			esac
 			for v in $order; do
 				run "$v" "$t" "$name"
@@ -75,8 +80,8 @@ awk -v order="$names" '
 	}
 	END {
 		ns = split(order, names, " ")
-		nv = split("fp32 bf16 bf16_avx2 fp16", vs, " ")
-		printf "%-18s %3s %8s %8s %9s %8s %10s %10s %9s\n", "shape", "thr", "fp32", "bf16", "bf16_avx2", "fp16", "bf16/fp32", "avx2 time", "fp16 time"
+		nv = split("fp32 bf16 bf16_dpb bf16_avx2 fp16", vs, " ")
+		printf "%-18s %3s %7s %7s %8s %9s %7s %9s %8s %9s %9s\n", "shape", "thr", "fp32", "bf16", "bf16_dpb", "bf16_avx2", "fp16", "bf16/fp32", "dpb/fp32", "avx2 time", "fp16 time"
 		for (t = 1; t <= 64; t++) {
 			if (!(t in th)) continue
 			for (x = 1; x <= nv; x++) tot[vs[x]] = 0
@@ -85,12 +90,13 @@ awk -v order="$names" '
 				s = names[i]
 				for (x = 1; x <= nv; x++) g[vs[x]] = median(vs[x] SUBSEP s SUBSEP t)
 				if (g["fp32"] == 0) continue
-				printf "%-18s %3d %8.1f %8.1f %9.1f %8.1f %10.2f %10.2f %9.2f\n", s, t, g["fp32"], g["bf16"], g["bf16_avx2"], g["fp16"], g["bf16"] / g["fp32"], g["fp32"] / g["bf16_avx2"], g["fp32"] / g["fp16"]
-				printf "RESULT gemm_mixed shape=%s threads=%d fp32_gflops=%.1f bf16_gflops=%.1f bf16_avx2_gflops=%.1f fp16_gflops=%.1f bf16_speedup=%.2f avx2_time_ratio=%.2f fp16_time_ratio=%.2f\n", s, t, g["fp32"], g["bf16"], g["bf16_avx2"], g["fp16"], g["bf16"] / g["fp32"], g["fp32"] / g["bf16_avx2"], g["fp32"] / g["fp16"] >"/dev/stderr"
+				printf "%-18s %3d %7.1f %7.1f %8.1f %9.1f %7.1f %9.2f %8.2f %9.2f %9.2f\n", s, t, g["fp32"], g["bf16"], g["bf16_dpb"], g["bf16_avx2"], g["fp16"], g["bf16"] / g["fp32"], g["bf16_dpb"] / g["fp32"], g["fp32"] / g["bf16_avx2"], g["fp32"] / g["fp16"]
+				printf "RESULT gemm_mixed shape=%s threads=%d fp32_gflops=%.1f bf16_gflops=%.1f bf16_dpb_gflops=%.1f bf16_avx2_gflops=%.1f fp16_gflops=%.1f bf16_speedup=%.2f dpb_speedup=%.2f avx2_time_ratio=%.2f fp16_time_ratio=%.2f\n", s, t, g["fp32"], g["bf16"], g["bf16_dpb"], g["bf16_avx2"], g["fp16"], g["bf16"] / g["fp32"], g["bf16_dpb"] / g["fp32"], g["fp32"] / g["bf16_avx2"], g["fp32"] / g["fp16"] >"'"$tmp/result_lines"'"
 				fl += flops[s]
 				for (x = 1; x <= nv; x++) tot[vs[x]] += flops[s] / g[vs[x]]
 			}
-			printf "%-18s %3d %8.1f %8.1f %9.1f %8.1f %10.2f %10.2f %9.2f\n", "all shapes", t, fl / tot["fp32"], fl / tot["bf16"], fl / tot["bf16_avx2"], fl / tot["fp16"], tot["fp32"] / tot["bf16"], tot["bf16_avx2"] / tot["fp32"], tot["fp16"] / tot["fp32"]
-			printf "RESULT gemm_mixed shape=all threads=%d fp32_gflops=%.1f bf16_gflops=%.1f bf16_avx2_gflops=%.1f fp16_gflops=%.1f bf16_speedup=%.2f avx2_time_ratio=%.2f fp16_time_ratio=%.2f\n", t, fl / tot["fp32"], fl / tot["bf16"], fl / tot["bf16_avx2"], fl / tot["fp16"], tot["fp32"] / tot["bf16"], tot["bf16_avx2"] / tot["fp32"], tot["fp16"] / tot["fp32"] >"/dev/stderr"
+			printf "%-18s %3d %7.1f %7.1f %8.1f %9.1f %7.1f %9.2f %8.2f %9.2f %9.2f\n", "all shapes", t, fl / tot["fp32"], fl / tot["bf16"], fl / tot["bf16_dpb"], fl / tot["bf16_avx2"], fl / tot["fp16"], tot["fp32"] / tot["bf16"], tot["fp32"] / tot["bf16_dpb"], tot["bf16_avx2"] / tot["fp32"], tot["fp16"] / tot["fp32"]
+			printf "RESULT gemm_mixed shape=all threads=%d fp32_gflops=%.1f bf16_gflops=%.1f bf16_dpb_gflops=%.1f bf16_avx2_gflops=%.1f fp16_gflops=%.1f bf16_speedup=%.2f dpb_speedup=%.2f avx2_time_ratio=%.2f fp16_time_ratio=%.2f\n", t, fl / tot["fp32"], fl / tot["bf16"], fl / tot["bf16_dpb"], fl / tot["bf16_avx2"], fl / tot["fp16"], tot["fp32"] / tot["bf16"], tot["fp32"] / tot["bf16_dpb"], tot["bf16_avx2"] / tot["fp32"], tot["fp16"] / tot["fp32"] >"'"$tmp/result_lines"'"
 		}
-	}' "$tmp/shapes" "$tmp/results" 2>&1
+	}' "$tmp/shapes" "$tmp/results"
+cat "$tmp/result_lines"

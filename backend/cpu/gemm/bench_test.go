@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/shoggo/shoggo/internal/cpu"
 )
 
 // benchShapes are GPT-2 124M's GEMMs at B=4, T=64 (256 token rows), the
@@ -113,11 +115,12 @@ func BenchmarkSgemmSmall(b *testing.B) {
 }
 
 // BenchmarkMicroKernel times the micro-kernels alone on packed panels that
-// stay in cache (an mc x kc block of A against one B panel): the float32
-// AVX2/FMA 6x16 kernel and the VDPBF16PS 6x64 kernel.
+// stay in cache (a block of A against one B panel, kc = 256), by the
+// thread's CPU time: the float32 AVX2/FMA 6x16 kernel and the bf16 path's
+// VDPBF16PS and AMX 32x32 kernels.
 func BenchmarkMicroKernel(b *testing.B) {
 	const kc, tiles = 256, 24
-	c := make([]float32, mrH*nrH*tiles)
+	c := make([]float32, mr*nr*tiles)
 	b.Run("fp32-6x16", func(b *testing.B) {
 		if !hasAsm {
 			b.Skip("no AVX2/FMA")
@@ -139,25 +142,40 @@ func BenchmarkMicroKernel(b *testing.B) {
 		}
 		b.ReportMetric(2*mr*nr*kc*tiles*float64(b.N)/(threadCPU()-t0)/1e9, "GFLOP/s-cpu")
 	})
-	b.Run("bf16-6x64", func(b *testing.B) {
+	// The bf16 kernels on 32x32 blocks: a block of A panels against one B panel.
+	const steps, panels = kc / kX, 6
+	ap, bp := alignedU16(panels*steps*1024), alignedU16(steps*1024)
+	for i := range ap {
+		ap[i] = 0x3f00
+	}
+	for i := range bp {
+		bp[i] = 0x3e80
+	}
+	cb := make([]float32, panels*mrX*nrX)
+	b.Run("dpbf16-32x32", func(b *testing.B) {
 		if !hasBF16 {
 			b.Skip("no AVX512_BF16")
-		}
-		ap, bp := alignedU32(kc/2*mrH*tiles), alignedU32(kc/2*nrH)
-		for i := range ap {
-			ap[i] = 0x3f003f00
-		}
-		for i := range bp {
-			bp[i] = 0x3e803e80
 		}
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		t0 := threadCPU()
 		for b.Loop() {
-			for t := 0; t < tiles; t++ {
-				kernelBF16(kc/2, &ap[t*kc/2*mrH], &bp[0], &c[t*mrH*nrH], nrH, 1, 0, 0)
+			for q := 0; q < panels; q++ {
+				kernelDPB(steps, &ap[q*steps*1024], &bp[0], &cb[q*mrX*nrX], nrX, 1, 0, 0)
 			}
 		}
-		b.ReportMetric(2*mrH*nrH*kc*tiles*float64(b.N)/(threadCPU()-t0)/1e9, "GFLOP/s-cpu")
+		b.ReportMetric(2*mrX*nrX*kc*panels*float64(b.N)/(threadCPU()-t0)/1e9, "GFLOP/s-cpu")
+	})
+	b.Run("amx-32x32", func(b *testing.B) {
+		if !hasAMX || !cpu.EnableAMX() {
+			b.Skip("no AMX-BF16")
+		}
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		t0 := threadCPU()
+		for b.Loop() {
+			kernelAMX(&amxConfig[0], steps, &ap[0], panels, &bp[0], &cb[0], nrX*4, mrX*nrX*4, 0)
+		}
+		b.ReportMetric(2*mrX*nrX*kc*panels*float64(b.N)/(threadCPU()-t0)/1e9, "GFLOP/s-cpu")
 	})
 }

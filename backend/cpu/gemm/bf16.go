@@ -8,75 +8,86 @@ import (
 )
 
 // The bf16 path of GemmMixed, for two operands at BF16 precision on a CPU
-// with AVX512_BF16: Sgemm's loops (sgemm.go) with operands packed as bf16
-// pairs along k and a 6x64 VDPBF16PS micro-kernel (mixed_amd64.s).
+// with AVX512_BF16: Sgemm's loops (sgemm.go) over operands packed as bf16
+// in the AMX tile layout, with a 32x32 micro-tile computed either by AMX
+// (TDPBF16PS on tiles, amx.go) where the CPU has AMX-BF16, or else by
+// VDPBF16PS on zmm registers (four 8x32 tiles); both in mixed_amd64.s.
 //
-// A panel holds, for each pair p of the kb values of k (kb rounded up to
-// even, a missing last value being zero), the mrH uint32 values
-// op(A)[i][2p] | op(A)[i][2p+1]<<16; a B panel holds, for each pair, the
-// nrH values op(B)[2p][j] | op(B)[2p+1][j]<<16. VDPBF16PS multiplies a
-// broadcast pair of A with 16 pairs of B and adds both products to 16
-// float32 accumulators. An operand that is not already bf16 is rounded
-// to bf16 into a small buffer first (a block of A, a panel of B), as the
-// float32 path does.
+// Packed layouts (uint16 elements, 1024 to a 16 x 64-byte tile): an A
+// panel holds 32 rows of op(A); for each step of 32 values of k, tile 4
+// (rows 0-15) then tile 5 (rows 16-31), row-major with k contiguous. A B
+// panel holds 32 columns of op(B); for each step of 32 values of k, tile 6
+// (columns 0-15) then tile 7 (columns 16-31), each of 16 rows, row q
+// holding for each column the pair op(B)[2q][j], op(B)[2q+1][j] (the
+// "VNNI" layout). k is padded with zeros to a multiple of 32, rows and
+// columns to a multiple of 32. VDPBF16PS reads a row of a B tile as 16
+// column pairs and broadcasts a pair of a row of A, which this layout
+// holds as one dword.
 //
-// The k blocks are even and depend on k alone, and one tile's sum over a
-// k block is one kernel call, so results are bit-identical for any number
-// of threads (but differ from the float32 kernel's: another summation
-// order, pairs added at once, denormals flushed).
+// The packing converts as it goes (AVX-512 routines for full panels, Go
+// for edges): float32 and fp16 values are rounded to bf16 as
+// tensor.F32ToBF16 does, so no float32 or bf16 copy of an operand is made.
+//
+// Both kernels multiply bf16 pairs and accumulate in float32, with bf16
+// denormal operands and float32 denormal results flushed to zero; each has
+// its own summation order. The k blocks are multiples of 32 that depend on
+// k alone, so results are bit-identical for any number of threads.
 
 const (
-	mrH = 6  // rows of the bf16 micro-tile
-	nrH = 64 // columns (four zmm registers)
+	mrX = 32 // rows of the micro-tile
+	nrX = 32 // columns
+	kX  = 32 // values of k per tile step
 )
 
-// Cache blocking of the bf16 path: a kc x nrH panel of B in bf16 is 32 KiB
-// (L1 is 48 KiB on Sapphire Rapids), the mc x kc block of A 72 KiB.
+// Cache blocking. AMX: a B panel of kc = 512 is 32 KiB, an A block of
+// mc x kc 192 KiB (L2 is 2 MiB on Sapphire Rapids). VDPBF16PS: kc = 256,
+// a 16 KiB B panel, for L1 caches of 32 KiB (Zen 4).
 var (
-	mcBF16 = 144  // multiple of mrH
-	kcBF16 = 256  // even
-	ncBF16 = 1024 // multiple of nrH
+	mcAMX, kcAMX, ncAMX = 192, 512, 1024 // multiples of 32
+	mcDPB, kcDPB, ncDPB = 192, 256, 1024
 )
 
-// hasBF16 reports whether the bf16 kernel can run here (AVX-512 F, BW,
-// VL, BF16 and the OS saving the zmm and opmask state).
+// hasBF16 reports whether the VDPBF16PS kernel and the packing can run
+// here (AVX-512 F, BW, VL, BF16 and the OS saving the zmm and opmask state).
 var hasBF16 = cpu.HasAVX512BF16()
 
-// useBF16 selects the bf16 kernel for GemmMixed calls whose operands are
+// useBF16 selects the bf16 path for GemmMixed calls whose operands are
 // both at BF16 precision; off with SHOGGO_NOASM=1 or SHOGGO_NOBF16=1 (then
 // the float32 kernel runs them). Tests toggle it.
 var useBF16 = hasBF16 && cpu.UseAVX512BF16()
 
-// bf16Buffers holds one thread's packing buffers for the bf16 kernel.
+// bf16Buffers holds one thread's packing buffers for the bf16 path.
 type bf16Buffers struct {
-	a, b   []uint32 // packed pairs
-	ta, tb []uint16 // an operand block rounded to bf16
-	t      [mrH * nrH]float32
+	a, b []uint16
+	t    [mrX * nrX]float32
 }
 
-// alignedU32 returns a slice of n uint32 whose first element is 64-byte aligned.
-func alignedU32(n int) []uint32 {
-	s := aligned(n)
-	return unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(s))), n)
+func alignedU16(n int) []uint16 {
+	s := aligned((n + 1) / 2)
+	return unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(s))), n)
 }
 
 func (h *bf16Buffers) ensure(na, nb int) {
 	if len(h.a) < na {
-		h.a = alignedU32(na)
+		h.a = alignedU16(na)
 	}
 	if len(h.b) < nb {
-		h.b = alignedU32(nb)
+		h.b = alignedU16(nb)
 	}
 }
 
-// runBF16 computes the problem with the bf16 kernel on the calling goroutine.
+// runBF16 computes the problem on the bf16 path on the calling goroutine.
 func (p *problem) runBF16(buf *buffers) {
 	h := &buf.h
 	m, n, k := p.m, p.n, p.k
-	kc := blockSize(k, kcBF16, 2)
-	mc := blockSize(m, mcBF16, mrH)
-	nc := blockSize(n, ncBF16, nrH)
-	h.ensure(mc*kc/2, nc*kc/2)
+	mcm, kcm, ncm := mcDPB, kcDPB, ncDPB
+	if p.amx {
+		mcm, kcm, ncm = mcAMX, kcAMX, ncAMX
+	}
+	kc := blockSize(k, kcm, kX)
+	mc := blockSize(m, mcm, mrX)
+	nc := blockSize(n, ncm, nrX)
+	h.ensure(mc*kc, nc*kc)
 	for jc := 0; jc < n; jc += nc {
 		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
@@ -94,44 +105,52 @@ func (p *problem) runBF16(buf *buffers) {
 	}
 }
 
-// macroBF16 is macroKernel for the bf16 kernel.
+// macroBF16 is macroKernel for the bf16 path: for each B panel (packed
+// during the first ic block), the AMX kernel over all full row panels at
+// once where it can write C directly (alpha = 1, beta 0 or 1), else one
+// kernel call per row panel, edge panels through a 32x32 buffer.
 func (p *problem) macroBF16(mb, nb, kb int, h *bf16Buffers, c []float32, beta float32, mode int, p0, j0 int, packNow bool) {
-	kp := (kb + 1) / 2
-	steps := (mb + mrH - 1) / mrH
+	steps := (kb + kX - 1) / kX
+	panel := steps * kX * 32 // uint16 per A or B panel
 	ldc := p.ldc
-	for jr := 0; jr < nb; jr += nrH {
-		cols := min(nrH, nb-jr)
-		bp := h.b[jr*kp : jr*kp+kp*nrH]
-		var next unsafe.Pointer
-		var nextRows, nextStride, nextBytes, perStep int
+	full := mb / mrX // full row panels
+	for jr := 0; jr < nb; jr += nrX {
+		cols := min(nrX, nb-jr)
+		bp := h.b[jr/nrX*panel : (jr/nrX+1)*panel]
 		if packNow {
-			p.packBBF16(h, bp, p0, kb, j0+jr, cols)
-			if jn := jr + nrH; jn < nb {
-				next, nextRows, nextStride, nextBytes = p.nextB(p0, kb, j0+jn, min(nrH, nb-jn))
-				perStep = (nextRows + steps - 1) / steps
-			}
+			p.packBBF16(bp, p0, kb, j0+jr, cols)
 		}
-		for ir := 0; ir < mb; ir += mrH {
-			if nextRows > 0 {
-				r := min(perStep, nextRows)
-				prefetchRows((*float32)(next), nextStride, r, nextBytes)
-				nextRows -= r
-				if nextRows > 0 {
-					next = unsafe.Add(next, r*nextStride)
+		ct := c[jr:]
+		ir := 0
+		if cols == nrX && full > 0 {
+			_ = ct[(full*mrX-1)*ldc+nrX-1] // the kernels write this far
+			if p.amx && p.alpha == 1 && mode != 2 {
+				kernelAMX(&amxConfig[0], steps, &h.a[0], full, &bp[0], &ct[0], ldc*4, mrX*ldc*4, mode)
+			} else if !p.amx {
+				for q := 0; q < full; q++ {
+					kernelDPB(steps, &h.a[q*panel], &bp[0], &ct[q*mrX*ldc], ldc, p.alpha, beta, mode)
 				}
 			}
-			rows := min(mrH, mb-ir)
-			ap := h.a[ir*kp : ir*kp+kp*mrH]
-			ct := c[ir*ldc+jr:]
-			if rows == mrH && cols == nrH {
-				_ = ct[(mrH-1)*ldc+nrH-1] // the kernel writes this far
-				kernelBF16(kp, &ap[0], &bp[0], &ct[0], ldc, p.alpha, beta, mode)
-				continue
+			if !p.amx || (p.alpha == 1 && mode != 2) {
+				ir = full * mrX
 			}
-			kernelBF16(kp, &ap[0], &bp[0], &h.t[0], nrH, p.alpha, 0, 0)
+		}
+		for ; ir < mb; ir += mrX {
+			rows := min(mrX, mb-ir)
+			if p.amx {
+				kernelAMX(&amxConfig[0], steps, &h.a[ir/mrX*panel], 1, &bp[0], &h.t[0], nrX*4, 0, 0)
+				if p.alpha != 1 {
+					for i := range h.t {
+						h.t[i] *= p.alpha
+					}
+				}
+			} else {
+				kernelDPB(steps, &h.a[ir/mrX*panel], &bp[0], &h.t[0], nrX, p.alpha, 0, 0)
+			}
+			cr := ct[ir*ldc:]
 			for i := 0; i < rows; i++ {
-				ti := h.t[i*nrH : i*nrH+cols]
-				ci := ct[i*ldc : i*ldc+cols]
+				ti := h.t[i*nrX : i*nrX+cols]
+				ci := cr[i*ldc : i*ldc+cols]
 				switch mode {
 				case 0:
 					copy(ci, ti)
@@ -149,149 +168,107 @@ func (p *problem) macroBF16(mb, nb, kb int, h *bf16Buffers, c []float32, beta fl
 	}
 }
 
-// bf16Source returns the operand's bf16 values for a block of rows x cols
-// elements of its storage at element off: the operand itself when it is
-// bf16, else the block rounded to bf16 into *tmp (row stride cols).
-func bf16Source(o *Operand, cvt int, tmp *[]uint16, off, ld, rows, cols int) ([]uint16, int, int) {
-	if cvt == cvtNone {
-		return o.U16, off, ld
+// bf16AsmPack selects the assembly packing routines (tests compare them
+// with the Go ones).
+var bf16AsmPack = true
+
+// packKind returns the source kind of the packing routines for an operand
+// with bf16 conversion cvt.
+func packKind(cvt int) int {
+	switch cvt {
+	case cvtF32BF16:
+		return 0
+	case cvtNone:
+		return 1
 	}
-	if len(*tmp) < rows*cols {
-		*tmp = make([]uint16, rows*cols)
-	}
-	convertBF16(*tmp, cols, o, cvt, off, ld, rows, cols)
-	return *tmp, 0, cols
+	return 2
 }
 
-// convertBF16 writes rows x cols elements of o (at element off, row stride
-// ld) rounded to bf16 by cvt (cvtF32BF16 or cvtF16BF16) to dst (row
-// stride ldd).
-func convertBF16(dst []uint16, ldd int, o *Operand, cvt, off, ld, rows, cols int) {
-	n8 := 0
-	if useAsm && hasF16C && cols >= 8 {
-		n8 = cols &^ 7
-		w, _ := o.addr(off + (rows-1)*ld + n8 - 1) // bounds check of the last element read
-		_, src := o.addr(off)
-		_ = dst[(rows-1)*ldd+n8-1]
-		cvtRows(cvt, rows, n8, src, ld*w, unsafe.Pointer(&dst[0]), ldd*2)
-		if n8 == cols {
-			return
-		}
+// bf16At returns element i of the operand rounded to bf16 (conversion cvt).
+func bf16At(o *Operand, cvt, i int) uint16 {
+	switch cvt {
+	case cvtNone:
+		return o.U16[i]
+	case cvtF32BF16:
+		return tensor.F32ToBF16(o.F32[i])
 	}
-	for r := 0; r < rows; r++ {
-		d := dst[r*ldd+n8 : r*ldd+cols]
-		s := off + r*ld + n8
-		switch cvt {
-		case cvtF32BF16:
-			for i, v := range o.F32[s : s+len(d)] {
-				d[i] = tensor.F32ToBF16(v)
-			}
-		case cvtF16BF16:
-			for i, h := range o.U16[s : s+len(d)] {
-				d[i] = tensor.F32ToBF16(tensor.F16ToF32(h))
-			}
-		default:
-			panic("gemm: bad conversion")
-		}
-	}
+	return tensor.F32ToBF16(tensor.F16ToF32(o.U16[i]))
 }
 
-// packABF16 packs rows [i0, i0+mb) and columns [p0, p0+kb) of op(A) as
-// bf16 pairs into h.a: ceil(mb/mrH) panels of ceil(kb/2)*mrH pairs.
+// packABF16 packs rows [i0, i0+mb) and columns [p0, p0+kb) of op(A) into
+// h.a as ceil(mb/32) panels.
 func (p *problem) packABF16(h *bf16Buffers, i0, mb, p0, kb int) {
-	var s []uint16
-	var off, ld int
-	if p.transA {
-		s, off, ld = bf16Source(&p.a, p.cvtA, &h.ta, p0*p.lda+i0, p.lda, kb, mb)
-	} else {
-		s, off, ld = bf16Source(&p.a, p.cvtA, &h.ta, i0*p.lda+p0, p.lda, mb, kb)
-	}
-	kp := (kb + 1) / 2
-	for q := 0; q*mrH < mb; q++ {
-		rows := min(mrH, mb-q*mrH)
-		d := h.a[q*kp*mrH : (q+1)*kp*mrH]
-		ib := q * mrH
-		if p.transA {
-			// op(A)[i][k] = s[off+k*ld+i]: rows 2p and 2p+1 of the storage give pair p.
-			for pp := 0; pp < kp; pp++ {
-				dp := (*[mrH]uint32)(d[pp*mrH:])
-				r0 := s[off+2*pp*ld+ib : off+2*pp*ld+ib+rows]
-				if 2*pp+1 < kb {
-					r1 := s[off+(2*pp+1)*ld+ib : off+(2*pp+1)*ld+ib+rows]
-					for ii, v := range r0 {
-						dp[ii] = uint32(v) | uint32(r1[ii])<<16
-					}
-				} else {
-					for ii, v := range r0 {
-						dp[ii] = uint32(v)
-					}
-				}
-				for ii := rows; ii < mrH; ii++ {
-					dp[ii] = 0
-				}
-			}
-			continue
+	steps := (kb + kX - 1) / kX
+	full := kb / kX // steps without padding
+	panel := steps * kX * 32
+	for q := 0; q*mrX < mb; q++ {
+		rows := min(mrX, mb-q*mrX)
+		d := h.a[q*panel : (q+1)*panel]
+		if rows < mrX || kb%kX != 0 {
+			clear(d)
 		}
-		// op(A)[i][k] = s[off+i*ld+k]: a row's pairs are adjacent.
-		for ii := 0; ii < mrH; ii++ {
-			if ii >= rows {
-				for pp := 0; pp < kp; pp++ {
-					d[pp*mrH+ii] = 0
+		ib := i0 + q*mrX
+		base := ib*p.lda + p0 // element (0, 0) of the panel in A
+		if p.transA {
+			base = p0*p.lda + ib
+		}
+		k0 := 0
+		if bf16AsmPack && full > 0 && (rows == mrX || !p.transA) {
+			w, src := p.a.addr(base)
+			if p.transA {
+				p.a.addr(base + (full*kX-1)*p.lda + mrX - 1) // bounds: the last element read
+				packAT(packKind(p.cvtA), full, src, p.lda*w, &d[0])
+			} else {
+				p.a.addr(base + (rows-1)*p.lda + full*kX - 1) // bounds: the last element read
+				packAN(packKind(p.cvtA), rows, full, src, p.lda*w, &d[0])
+			}
+			k0 = full * kX
+		}
+		// Element (r, k) of the panel goes to (k/32)*1024 + r*32 + k%32:
+		// tile 5 (rows 16-31) follows tile 4 directly.
+		for r := 0; r < rows; r++ {
+			for kk := k0; kk < kb; kk++ {
+				i := base + r*p.lda + kk
+				if p.transA {
+					i = base + kk*p.lda + r
 				}
-				continue
-			}
-			row := s[off+(ib+ii)*ld : off+(ib+ii)*ld+kb]
-			for pp := 0; pp < kb/2; pp++ {
-				d[pp*mrH+ii] = uint32(row[2*pp]) | uint32(row[2*pp+1])<<16
-			}
-			if kb&1 != 0 {
-				d[(kp-1)*mrH+ii] = uint32(row[kb-1])
+				d[kk/kX*1024+r*32+kk%kX] = bf16At(&p.a, p.cvtA, i)
 			}
 		}
 	}
 }
 
 // packBBF16 packs the panel of op(B) of rows [p0, p0+kb) and columns [j,
-// j+cols), cols <= nrH, as bf16 pairs into bp (ceil(kb/2)*nrH pairs).
-func (p *problem) packBBF16(h *bf16Buffers, bp []uint32, p0, kb, j, cols int) {
-	kp := (kb + 1) / 2
-	if p.transB {
-		// op(B)[k][j] = s[off+j*ld+k]: a column's pairs are adjacent.
-		s, off, ld := bf16Source(&p.b, p.cvtB, &h.tb, j*p.ldb+p0, p.ldb, cols, kb)
-		for jj := 0; jj < nrH; jj++ {
-			if jj >= cols {
-				for pp := 0; pp < kp; pp++ {
-					bp[pp*nrH+jj] = 0
-				}
-				continue
-			}
-			col := s[off+jj*ld : off+jj*ld+kb]
-			for pp := 0; pp < kb/2; pp++ {
-				bp[pp*nrH+jj] = uint32(col[2*pp]) | uint32(col[2*pp+1])<<16
-			}
-			if kb&1 != 0 {
-				bp[(kp-1)*nrH+jj] = uint32(col[kb-1])
-			}
-		}
-		return
+// j+cols), cols <= 32, into bp.
+func (p *problem) packBBF16(bp []uint16, p0, kb, j, cols int) {
+	if cols < nrX || kb%kX != 0 {
+		clear(bp)
 	}
-	// op(B)[k][j] = s[off+k*ld+j]: rows 2p and 2p+1 give pair p.
-	s, off, ld := bf16Source(&p.b, p.cvtB, &h.tb, p0*p.ldb+j, p.ldb, kb, cols)
-	for pp := 0; pp < kp; pp++ {
-		dp := (*[nrH]uint32)(bp[pp*nrH:])
-		r0 := s[off+2*pp*ld : off+2*pp*ld+cols]
-		if 2*pp+1 < kb {
-			r1 := s[off+(2*pp+1)*ld : off+(2*pp+1)*ld+cols]
-			for jj, v := range r0 {
-				dp[jj] = uint32(v) | uint32(r1[jj])<<16
-			}
+	base := p0*p.ldb + j // element (0, 0) of the panel in B
+	if p.transB {
+		base = j*p.ldb + p0
+	}
+	k0 := 0
+	if full := kb / kX; bf16AsmPack && full > 0 && cols == nrX {
+		w, src := p.b.addr(base)
+		if p.transB {
+			p.b.addr(base + (nrX-1)*p.ldb + full*kX - 1) // bounds: the last element read
+			packBT(packKind(p.cvtB), full, src, p.ldb*w, &bp[0])
 		} else {
-			for jj, v := range r0 {
-				dp[jj] = uint32(v)
-			}
+			p.b.addr(base + (full*kX-1)*p.ldb + nrX - 1)
+			packBN(packKind(p.cvtB), full, src, p.ldb*w, &bp[0])
 		}
-		for jj := cols; jj < nrH; jj++ {
-			dp[jj] = 0
+		k0 = full * kX
+	}
+	// Element (k, jj) goes to (k/32)*1024 + (jj/16)*512 + (k%32/2)*32 +
+	// (jj%16)*2 + k%2.
+	for kk := k0; kk < kb; kk++ {
+		for jj := 0; jj < cols; jj++ {
+			i := base + kk*p.ldb + jj
+			if p.transB {
+				i = base + jj*p.ldb + kk
+			}
+			bp[kk/kX*1024+jj/16*512+kk%kX/2*32+jj%16*2+kk&1] = bf16At(&p.b, p.cvtB, i)
 		}
 	}
 }

@@ -16,6 +16,16 @@
 // sets SHOGGO_NOASM=1. It splits large products across SetThreads threads
 // (default GOMAXPROCS) through a persistent worker pool (pool.go); results
 // are bit-identical for every thread count.
+//
+// GemmMixed (mixed.go) is the same product with half-precision operands
+// (bf16/fp16 values, or float32 values rounded to bf16/fp16) and float32
+// accumulation, the matmul of mixed-precision training. It converts each
+// operand while packing it, so no full float32 (or bf16) copy is made, and
+// runs Sgemm's loops and kernel on the converted panels; when both
+// operands enter at bf16 it packs them as bf16 instead and runs an AMX-BF16
+// kernel (amx.go) or an AVX512_BF16 one (bf16.go) where the CPU has them.
+// SHOGGO_NOASM=1 turns all assembly off; SHOGGO_NOBF16=1 the bf16 kernels,
+// SHOGGO_NOAMX=1 the AMX one.
 package gemm
 
 // Float is the set of element types the reference kernels accept.

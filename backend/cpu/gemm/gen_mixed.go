@@ -1,9 +1,10 @@
 //go:build ignore
 
 // gen_mixed writes mixed_amd64.s, the assembly of GemmMixed: the row
-// conversions of the packing (AVX2/F16C), the AVX512_BF16 micro-kernel and
-// the AMX-BF16 one, whose VDPBF16PS and AMX instructions the Go assembler
-// does not know and which are therefore emitted as bytes.
+// conversions of the float32 path's packing (AVX2/F16C), the bf16 path's
+// packing (AVX-512) and its AMX-BF16 and AVX512_BF16 micro-kernels, whose
+// AMX and VDPBF16PS instructions the Go assembler does not know and which
+// are therefore emitted as bytes.
 //
 //	go run gen_mixed.go > mixed_amd64.s
 package main
@@ -88,13 +89,6 @@ var (
 	roundF16 = []string{"VCVTPS2PH $0, Y0, X1", "VCVTPH2PS X1, Y0"}
 	storeF32 = []string{"VMOVUPS Y0, (DI)"}
 	storeY1  = []string{"VMOVUPS Y1, (DI)"}
-	// storeBF16 stores the upper halves of Y1 as 8 uint16.
-	storeBF16 = []string{
-		"VPSRLD $16, Y1, Y1",
-		"VEXTRACTI128 $1, Y1, X2",
-		"VPACKUSDW X2, X1, X1",
-		"VMOVDQU X1, (DI)",
-	}
 )
 
 func cat(parts ...[]string) []string {
@@ -112,8 +106,6 @@ var kinds = []kind{
 	{"F32RoundF16", 4, 4, cat(loadF32, roundF16, storeF32)},
 	{"BF16RoundF16", 2, 4, cat(loadBF16, roundF16, storeF32)},
 	{"F16RoundBF16", 2, 4, cat(loadF16, roundBF16, storeY1)},
-	{"F32BF16", 4, 2, cat(loadF32, roundBF16, storeBF16)},
-	{"F16BF16", 2, 2, cat(loadF16, roundBF16, storeBF16)},
 }
 
 func genConvert() {
@@ -169,109 +161,6 @@ func genConvert() {
 	}
 	p(``)
 	p(`done:`)
-	p(`	VZEROUPPER`)
-	p(`	RET`)
-}
-
-// The bf16 micro-kernel: a 6x64 tile of C from a packed panel of A (kp
-// groups of 6 uint32, each the bf16 pair op(A)[i][2p], op(A)[i][2p+1]) and
-// a packed panel of B (kp groups of 64 uint32, the pairs op(B)[2p][j],
-// op(B)[2p+1][j]). Z0-Z23 accumulate the tile (row i in Z(4i)..Z(4i+3)),
-// Z24-Z27 hold a group of B, Z28-Z29 broadcast pairs of A.
-func genKernel() {
-	const mrH, nrZ = 6, 4
-	p(`// func kernelBF16(kp int, a, b *uint32, c *float32, ldc int, alpha, beta float32, mode int)`)
-	p(`//`)
-	p(`// C = alpha*AB (mode 0), C + alpha*AB (mode 1) or beta*C + alpha*AB (mode`)
-	p(`// 2) for the 6x64 tile at c (row stride ldc elements); kp >= 1 pairs.`)
-	p(`TEXT ·kernelBF16(SB), NOSPLIT, $0-56`)
-	p(`	MOVQ kp+0(FP), CX`)
-	p(`	MOVQ a+8(FP), AX`)
-	p(`	MOVQ b+16(FP), BX`)
-	p(`	MOVQ c+24(FP), DI`)
-	p(`	MOVQ ldc+32(FP), SI`)
-	p(`	SHLQ $2, SI`)
-	p(`	LEAQ (SI)(SI*2), R9`)
-	p(`	LEAQ (DI)(SI*4), R10`)
-	rows := []string{"(DI)", "(DI)(SI*1)", "(DI)(SI*2)", "(DI)(R9*1)", "(R10)", "(R10)(SI*1)"}
-	for _, r := range rows {
-		for l := 0; l < 4; l++ {
-			if l == 0 {
-				p(`	PREFETCHT0 %s`, r)
-			} else {
-				p(`	PREFETCHT0 %d%s`, 64*l, r)
-			}
-		}
-	}
-	for i := 0; i < mrH*nrZ; i++ {
-		p(`	VPXORD Z%d, Z%d, Z%d`, i, i, i)
-	}
-	step := func(aoff, boff int) {
-		for j := 0; j < nrZ; j++ {
-			p(`	VMOVUPS %d(BX), Z%d`, boff+64*j, 24+j)
-		}
-		for i := 0; i < mrH; i++ {
-			z := 28 + i%2
-			p(`	VPBROADCASTD %d(AX), Z%d`, aoff+4*i, z)
-			for j := 0; j < nrZ; j++ {
-				p(`	%s`, vdpbf16ps(24+j, z, 4*i+j))
-			}
-		}
-	}
-	p(`	CMPQ CX, $2`)
-	p(`	JLT  tail`)
-	p(`loop2:`)
-	step(0, 0)
-	step(4*mrH, 256)
-	p(`	ADDQ $%d, AX`, 8*mrH)
-	p(`	ADDQ $512, BX`)
-	p(`	SUBQ $2, CX`)
-	p(`	CMPQ CX, $2`)
-	p(`	JGE  loop2`)
-	p(`tail:`)
-	p(`	TESTQ CX, CX`)
-	p(`	JEQ  store`)
-	step(0, 0)
-	p(`store:`)
-	p(`	VBROADCASTSS alpha+40(FP), Z30`)
-	for i := 0; i < mrH*nrZ; i++ {
-		p(`	VMULPS Z30, Z%d, Z%d`, i, i)
-	}
-	addr := func(i, j int) string {
-		if j == 0 {
-			return rows[i]
-		}
-		return fmt.Sprintf("%d%s", 64*j, rows[i])
-	}
-	p(`	MOVQ mode+48(FP), DX`)
-	p(`	CMPQ DX, $1`)
-	p(`	JEQ  accumulate`)
-	p(`	JGT  scale`)
-	for i := 0; i < mrH; i++ {
-		for j := 0; j < nrZ; j++ {
-			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
-		}
-	}
-	p(`	VZEROUPPER`)
-	p(`	RET`)
-	p(`accumulate:`)
-	for i := 0; i < mrH; i++ {
-		for j := 0; j < nrZ; j++ {
-			p(`	VADDPS %s, Z%d, Z%d`, addr(i, j), 4*i+j, 4*i+j)
-			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
-		}
-	}
-	p(`	VZEROUPPER`)
-	p(`	RET`)
-	p(`scale:`)
-	p(`	VBROADCASTSS beta+44(FP), Z31`)
-	for i := 0; i < mrH; i++ {
-		for j := 0; j < nrZ; j++ {
-			p(`	VMULPS %s, Z31, Z30`, addr(i, j))
-			p(`	VADDPS Z30, Z%d, Z%d`, 4*i+j, 4*i+j)
-			p(`	VMOVUPS Z%d, %s`, 4*i+j, addr(i, j))
-		}
-	}
 	p(`	VZEROUPPER`)
 	p(`	RET`)
 }
@@ -405,6 +294,358 @@ func genAMX() {
 	p(`	RET`)
 }
 
+// bf16 packing into AMX panels (AVX-512 F/BW). Source kinds: 0 float32 (rounded to bf16
+// as tensor.F32ToBF16 does), 1 bf16 (as is), 2 fp16 (widened, rounded to
+// bf16). Z28 = 1, Z29 = 0x7fff, Z30 = 0x00400000, Z31 = 0xffff0000 in
+// every dword.
+var amxKinds = []string{"F32", "BF16", "F16"}
+
+func amxWidth(kind int) int {
+	if kind == 0 {
+		return 4
+	}
+	return 2
+}
+
+func amxConsts() {
+	for _, c := range []struct {
+		z int
+		v string
+	}{{28, "$1"}, {29, "$0x7fff"}, {30, "$0x00400000"}, {31, "$0xffff0000"}} {
+		p(`	MOVL %s, R11`, c.v)
+		p(`	VPBROADCASTD R11, Z%d`, c.z)
+	}
+}
+
+// roundZ leaves in Z(dst) the bf16 rounding of the 16 floats in Z(src) in
+// the upper half of each dword (the lower halves are not cleared).
+func roundZ(src, dst int) {
+	p(`	VPSRLD $16, Z%d, Z%d`, src, dst)
+	p(`	VPANDD Z28, Z%d, Z%d`, dst, dst)
+	p(`	VPADDD Z29, Z%d, Z%d`, dst, dst)
+	p(`	VPADDD Z%d, Z%d, Z%d`, src, dst, dst)
+	p(`	VCMPPS $3, Z%d, Z%d, K1`, src, src)
+	p(`	VPORD Z30, Z%d, K1, Z%d`, src, dst)
+}
+
+// load16hi loads 16 elements at mem as dwords with the bf16 value in the
+// upper half (lower half zero for kind 1, garbage otherwise); tmp scratch.
+func load16hi(kind int, mem string, dst, tmp int) {
+	switch kind {
+	case 0:
+		p(`	VMOVUPS %s, Z%d`, mem, tmp)
+		roundZ(tmp, dst)
+	case 1:
+		p(`	VPMOVZXWD %s, Z%d`, mem, dst)
+		p(`	VPSLLD $16, Z%d, Z%d`, dst, dst)
+	case 2:
+		p(`	VCVTPH2PS %s, Z%d`, mem, tmp)
+		roundZ(tmp, dst)
+	}
+}
+
+// pairRows sets Z(dst) to the 16 pairs (a[i], b[i]) of 16 elements at ma
+// and mb (a in the low half of each dword); uses Z(t0), Z(t1).
+func pairRows(kind int, ma, mb string, dst, t0, t1 int) {
+	if kind == 1 {
+		p(`	VPMOVZXWD %s, Z%d`, ma, dst)
+		p(`	VPMOVZXWD %s, Z%d`, mb, t1)
+		p(`	VPSLLD $16, Z%d, Z%d`, t1, t1)
+		p(`	VPORD Z%d, Z%d, Z%d`, t1, dst, dst)
+		return
+	}
+	load16hi(kind, ma, dst, t0)
+	load16hi(kind, mb, t1, t0)
+	p(`	VPSRLD $16, Z%d, Z%d`, dst, dst)
+	p(`	VPANDD Z31, Z%d, Z%d`, t1, t1)
+	p(`	VPORD Z%d, Z%d, Z%d`, t1, dst, dst)
+}
+
+// row32 sets Z(dst) to 32 consecutive elements at off(reg) as bf16 (16
+// pairs); uses Z(t0)-Z(t2).
+func row32(kind int, off int, reg string, dst, t0, t1, t2 int) {
+	if kind == 1 {
+		p(`	VMOVDQU32 %d(%s), Z%d`, off, reg, dst)
+		return
+	}
+	w := amxWidth(kind)
+	load16hi(kind, fmt.Sprintf("%d(%s)", off, reg), t1, t0)
+	load16hi(kind, fmt.Sprintf("%d(%s)", off+16*w, reg), t2, t0)
+	p(`	VPSRLD $16, Z%d, Z%d`, t1, t1)
+	p(`	VPSRLD $16, Z%d, Z%d`, t2, t2)
+	p(`	VPMOVDW Z%d, Y%d`, t1, dst)
+	p(`	VPMOVDW Z%d, Y%d`, t2, t1)
+	p(`	VINSERTI64X4 $1, Y%d, Z%d, Z%d`, t1, dst, dst)
+}
+
+// transposeStore transposes the 16x16 dwords in Z0-Z15 (row r in Z(r))
+// and stores row q of the result to q*64(DI); uses Z16-Z19.
+func transposeStore() {
+	for i := 0; i < 8; i++ {
+		a, b := 2*i, 2*i+1
+		p(`	VPUNPCKLDQ Z%d, Z%d, Z16`, b, a)
+		p(`	VPUNPCKHDQ Z%d, Z%d, Z%d`, b, a, b)
+		p(`	VMOVDQA32 Z16, Z%d`, a)
+	}
+	for i := 0; i < 4; i++ {
+		t0, t1, t2, t3 := 4*i, 4*i+1, 4*i+2, 4*i+3
+		p(`	VPUNPCKLQDQ Z%d, Z%d, Z16`, t2, t0)
+		p(`	VPUNPCKHQDQ Z%d, Z%d, Z17`, t2, t0)
+		p(`	VPUNPCKLQDQ Z%d, Z%d, Z18`, t3, t1)
+		p(`	VPUNPCKHQDQ Z%d, Z%d, Z%d`, t3, t1, t3)
+		p(`	VMOVDQA32 Z16, Z%d`, t0)
+		p(`	VMOVDQA32 Z17, Z%d`, t1)
+		p(`	VMOVDQA32 Z18, Z%d`, t2)
+	}
+	// Z(4i+c) holds, in 128-bit lane L, column 4L+c of rows 4i..4i+3.
+	for c := 0; c < 4; c++ {
+		u0, u1, u2, u3 := c, 4+c, 8+c, 12+c
+		p(`	VSHUFI32X4 $0x44, Z%d, Z%d, Z16`, u1, u0)
+		p(`	VSHUFI32X4 $0xEE, Z%d, Z%d, Z17`, u1, u0)
+		p(`	VSHUFI32X4 $0x44, Z%d, Z%d, Z18`, u3, u2)
+		p(`	VSHUFI32X4 $0xEE, Z%d, Z%d, Z19`, u3, u2)
+		p(`	VSHUFI32X4 $0x88, Z18, Z16, Z%d`, u0)
+		p(`	VSHUFI32X4 $0xDD, Z18, Z16, Z%d`, u1)
+		p(`	VSHUFI32X4 $0x88, Z19, Z17, Z%d`, u2)
+		p(`	VSHUFI32X4 $0xDD, Z19, Z17, Z%d`, u3)
+		for L := 0; L < 4; L++ {
+			p(`	VMOVDQU32 Z%d, %d(DI)`, []int{u0, u1, u2, u3}[L], 64*(4*L+c))
+		}
+	}
+}
+
+func amxDispatch(name string) {
+	p(`	CMPQ R10, $1`)
+	p(`	JEQ  %sBF16`, name)
+	p(`	JGT  %sF16`, name)
+}
+
+// genAMXPack writes the four packing routines: full panels of 32
+// columns of B or 32 rows of A, steps full steps of 32 values of k.
+func genAMXPack() {
+	// B = op(B) stored k x n: pair q of a step comes from rows 2q, 2q+1.
+	p(`// func packBN(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·packBN(SB), NOSPLIT, $0-40`)
+	p(`	MOVQ kind+0(FP), R10`)
+	p(`	MOVQ steps+8(FP), R9`)
+	p(`	MOVQ src+16(FP), R8`)
+	p(`	MOVQ lds+24(FP), DX`)
+	p(`	MOVQ dst+32(FP), DI`)
+	amxConsts()
+	amxDispatch("bn")
+	for kind, kn := range amxKinds {
+		w := amxWidth(kind)
+		p(`bn%s:`, kn)
+		p(`	MOVQ R8, SI`)
+		p(`	MOVQ $16, CX`)
+		p(`bn%sq:`, kn)
+		p(`	LEAQ (SI)(DX*1), BX`)
+		pairRows(kind, "(SI)", "(BX)", 0, 1, 2)
+		pairRows(kind, fmt.Sprintf("%d(SI)", 16*w), fmt.Sprintf("%d(BX)", 16*w), 3, 1, 2)
+		p(`	VMOVDQU32 Z0, (DI)`)
+		p(`	VMOVDQU32 Z3, 1024(DI)`)
+		p(`	LEAQ (SI)(DX*2), SI`)
+		p(`	ADDQ $64, DI`)
+		p(`	DECQ CX`)
+		p(`	JNE  bn%sq`, kn)
+		p(`	MOVQ SI, R8`)
+		p(`	ADDQ $1024, DI`)
+		p(`	DECQ R9`)
+		p(`	JNE  bn%s`, kn)
+		p(`	VZEROUPPER`)
+		p(`	RET`)
+	}
+	p(``)
+	// A = op(A) stored m x k: row r of the panel is a run of k.
+	p(`// func packAN(kind, rows, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·packAN(SB), NOSPLIT, $0-48`)
+	p(`	MOVQ kind+0(FP), R10`)
+	p(`	MOVQ rows+8(FP), R12`)
+	p(`	MOVQ steps+16(FP), R13`)
+	p(`	MOVQ src+24(FP), R8`)
+	p(`	MOVQ lds+32(FP), DX`)
+	p(`	MOVQ dst+40(FP), R11`)
+	p(`	MOVQ R11, BX`)
+	amxConsts()
+	amxDispatch("an")
+	for kind, kn := range amxKinds {
+		w := amxWidth(kind)
+		p(`an%s:`, kn)
+		p(`	MOVQ R8, SI`)
+		p(`	MOVQ BX, DI`)
+		p(`	MOVQ R13, CX`)
+		p(`an%ss:`, kn)
+		row32(kind, 0, "SI", 0, 1, 2, 3)
+		p(`	VMOVDQU32 Z0, (DI)`)
+		p(`	ADDQ $%d, SI`, 32*w)
+		p(`	ADDQ $2048, DI`)
+		p(`	DECQ CX`)
+		p(`	JNE  an%ss`, kn)
+		p(`	ADDQ DX, R8`)
+		p(`	ADDQ $64, BX`)
+		p(`	DECQ R12`)
+		p(`	JNE  an%s`, kn)
+		p(`	VZEROUPPER`)
+		p(`	RET`)
+	}
+	p(``)
+	// B = op(B) stored n x k (B^T): column jj of the panel is a run of k;
+	// 16 of them (16 pairs each) are transposed into a tile.
+	p(`// func packBT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·packBT(SB), NOSPLIT, $0-40`)
+	p(`	MOVQ kind+0(FP), R10`)
+	p(`	MOVQ steps+8(FP), R9`)
+	p(`	MOVQ src+16(FP), R8`)
+	p(`	MOVQ lds+24(FP), DX`)
+	p(`	MOVQ dst+32(FP), DI`)
+	amxConsts()
+	p(`	LEAQ (DX)(DX*2), R12 // 3 rows`)
+	amxDispatch("bt")
+	for kind, kn := range amxKinds {
+		w := amxWidth(kind)
+		p(`bt%s:`, kn)
+		p(`	MOVQ $2, CX`)
+		p(`	MOVQ R8, SI`)
+		p(`bt%sh:`, kn)
+		for r := 0; r < 16; r++ {
+			if r%4 == 0 && r > 0 {
+				p(`	LEAQ (SI)(DX*4), SI`)
+			}
+			reg := []string{"(SI)", "(SI)(DX*1)", "(SI)(DX*2)", "(SI)(R12*1)"}[r%4]
+			p(`	LEAQ %s, BX`, reg)
+			row32(kind, 0, "BX", r, 16, 17, 18)
+		}
+		p(`	LEAQ (SI)(DX*4), SI // next 16 columns`)
+		transposeStore()
+		p(`	ADDQ $1024, DI`)
+		p(`	DECQ CX`)
+		p(`	JNE  bt%sh`, kn)
+		p(`	ADDQ $%d, R8`, 32*w)
+		p(`	DECQ R9`)
+		p(`	JNE  bt%s`, kn)
+		p(`	VZEROUPPER`)
+		p(`	RET`)
+	}
+	p(``)
+	// A = op(A) stored k x m (A^T): pair q of a step comes from rows 2q,
+	// 2q+1 (16 rows of the panel each); 16 pairs are transposed into a tile.
+	p(`// func packAT(kind, steps int, src unsafe.Pointer, lds int, dst *uint16)`)
+	p(`TEXT ·packAT(SB), NOSPLIT, $0-40`)
+	p(`	MOVQ kind+0(FP), R10`)
+	p(`	MOVQ steps+8(FP), R9`)
+	p(`	MOVQ src+16(FP), R8`)
+	p(`	MOVQ lds+24(FP), DX`)
+	p(`	MOVQ dst+32(FP), DI`)
+	amxConsts()
+	amxDispatch("at")
+	for kind, kn := range amxKinds {
+		w := amxWidth(kind)
+		p(`at%s:`, kn)
+		for h := 0; h < 2; h++ {
+			p(`	MOVQ R8, SI`)
+			for q := 0; q < 16; q++ {
+				p(`	LEAQ (SI)(DX*1), BX`)
+				pairRows(kind, fmt.Sprintf("%d(SI)", 16*w*h), fmt.Sprintf("%d(BX)", 16*w*h), q, 16, 17)
+				p(`	LEAQ (SI)(DX*2), SI`)
+			}
+			transposeStore()
+			p(`	ADDQ $1024, DI`)
+		}
+		p(`	MOVQ SI, R8`)
+		p(`	DECQ R9`)
+		p(`	JNE  at%s`, kn)
+		p(`	VZEROUPPER`)
+		p(`	RET`)
+	}
+}
+
+// The VDPBF16PS micro-kernel on AMX panels (amx.go): a 32x32 block of C
+// as four 8x32 tiles, each in Z0-Z15 (row r in Z(2r), Z(2r+1)); per pair q
+// of k, Z16-Z17 hold pair row q of B's two 16-column tiles, Z18-Z19
+// broadcast the pair of A of a row.
+func genDPB() {
+	p(`// func kernelDPB(steps int, a, b *uint16, c *float32, ldc int, alpha, beta float32, mode int)`)
+	p(`//`)
+	p(`// C = alpha*AB (mode 0), C + alpha*AB (mode 1) or beta*C + alpha*AB (mode`)
+	p(`// 2) for the 32x32 block at c (row stride ldc elements) from an AMX A`)
+	p(`// panel and B panel of steps steps of 32 values of k.`)
+	p(`TEXT ·kernelDPB(SB), NOSPLIT, $0-56`)
+	p(`	MOVQ a+8(FP), R11`)
+	p(`	MOVQ c+24(FP), DI`)
+	p(`	MOVQ ldc+32(FP), SI`)
+	p(`	SHLQ $2, SI`)
+	p(`	LEAQ (SI)(SI*2), R9`)
+	p(`	MOVQ $4, R12`)
+	p(`sub:`)
+	p(`	LEAQ (DI)(SI*4), R10`)
+	for i := 0; i < 16; i++ {
+		p(`	VPXORD Z%d, Z%d, Z%d`, i, i, i)
+	}
+	p(`	MOVQ R11, AX`)
+	p(`	MOVQ b+16(FP), BX`)
+	p(`	MOVQ steps+0(FP), CX`)
+	p(`step:`)
+	for q := 0; q < 16; q++ {
+		p(`	VMOVDQU32 %d(BX), Z16`, 64*q)
+		p(`	VMOVDQU32 %d(BX), Z17`, 1024+64*q)
+		for r := 0; r < 8; r++ {
+			z := 18 + r%2
+			p(`	VPBROADCASTD %d(AX), Z%d`, 64*r+4*q, z)
+			p(`	%s`, vdpbf16ps(16, z, 2*r))
+			p(`	%s`, vdpbf16ps(17, z, 2*r+1))
+		}
+	}
+	p(`	ADDQ $2048, AX`)
+	p(`	ADDQ $2048, BX`)
+	p(`	DECQ CX`)
+	p(`	JNE  step`)
+	p(`	VBROADCASTSS alpha+40(FP), Z20`)
+	for i := 0; i < 16; i++ {
+		p(`	VMULPS Z20, Z%d, Z%d`, i, i)
+	}
+	rows := []string{"(DI)", "(DI)(SI*1)", "(DI)(SI*2)", "(DI)(R9*1)", "(R10)", "(R10)(SI*1)", "(R10)(SI*2)", "(R10)(R9*1)"}
+	addr := func(r, j int) string {
+		if j == 0 {
+			return rows[r]
+		}
+		return "64" + rows[r]
+	}
+	p(`	MOVQ mode+48(FP), DX`)
+	p(`	CMPQ DX, $1`)
+	p(`	JEQ  accumulate`)
+	p(`	JGT  scale`)
+	for r := 0; r < 8; r++ {
+		for j := 0; j < 2; j++ {
+			p(`	VMOVUPS Z%d, %s`, 2*r+j, addr(r, j))
+		}
+	}
+	p(`	JMP  next`)
+	p(`accumulate:`)
+	for r := 0; r < 8; r++ {
+		for j := 0; j < 2; j++ {
+			p(`	VADDPS %s, Z%d, Z%d`, addr(r, j), 2*r+j, 2*r+j)
+			p(`	VMOVUPS Z%d, %s`, 2*r+j, addr(r, j))
+		}
+	}
+	p(`	JMP  next`)
+	p(`scale:`)
+	p(`	VBROADCASTSS beta+44(FP), Z21`)
+	for r := 0; r < 8; r++ {
+		for j := 0; j < 2; j++ {
+			p(`	VMULPS %s, Z21, Z20`, addr(r, j))
+			p(`	VADDPS Z20, Z%d, Z%d`, 2*r+j, 2*r+j)
+			p(`	VMOVUPS Z%d, %s`, 2*r+j, addr(r, j))
+		}
+	}
+	p(`next:`)
+	p(`	LEAQ (DI)(SI*8), DI`)
+	p(`	ADDQ $512, R11 // 8 rows of the A panel`)
+	p(`	DECQ R12`)
+	p(`	JNE  sub`)
+	p(`	VZEROUPPER`)
+	p(`	RET`)
+}
+
 func main() {
 	p(`// Code generated by gen_mixed.go; DO NOT EDIT.`)
 	p(``)
@@ -412,8 +653,10 @@ func main() {
 	p(``)
 	genConvert()
 	p(``)
-	genKernel()
-	p(``)
 	genAMX()
+	p(``)
+	genDPB()
+	p(``)
+	genAMXPack()
 	os.Stdout.WriteString(out.String())
 }

@@ -94,9 +94,10 @@ func (o *Operand) check(name string) {
 // A, so with alpha != 1 the products are of alpha*op(A)).
 //
 // Where both operands enter at BF16 precision and the CPU has AVX512_BF16
-// (and SHOGGO_NOASM=1 is not set), it instead packs both operands as bf16
-// pairs along k and runs a VDPBF16PS micro-kernel (bf16.go): float32
-// accumulation as well, but each instruction adds two products at once,
+// (and SHOGGO_NOASM=1, SHOGGO_NOBF16=1 are not set), it instead packs both
+// operands as bf16 (bf16.go) and runs an AMX-BF16 micro-kernel where the
+// CPU has AMX (and SHOGGO_NOAMX=1 is not set), a VDPBF16PS one elsewhere:
+// float32 accumulation as well, but pairs of products are added at once,
 // alpha is applied to the sums, and bf16 denormals in the operands and
 // float32 denormals among the partial sums are flushed to zero.
 func GemmMixed(transA, transB bool, m, n, k int, alpha float32, a Operand, lda int, b Operand, ldb int, beta float32, c []float32, ldc int) {
@@ -126,8 +127,8 @@ func GemmMixed(transA, transB bool, m, n, k int, alpha float32, a Operand, lda i
 	p := problem{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
 		a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc}
 	if useAsm && useBF16 && a.Prec == tensor.BF16 && b.Prec == tensor.BF16 {
-		p.amx = useAMX && amxReady()
-		p.bf16 = !p.amx
+		p.bf16 = true
+		p.amx = amxReady()
 		p.cvtA, p.cvtB = a.cvtBF16(), b.cvtBF16()
 	} else {
 		p.cvtA, p.cvtB = a.cvtF32(), b.cvtF32()
@@ -219,8 +220,8 @@ func convertF32(dst []float32, ldd int, o *Operand, cvt, off, ld, rows, cols int
 	n8 := 0
 	if useAsm && hasF16C && cols >= 8 {
 		n8 = cols &^ 7
-		w, src := o.addr(off + (rows-1)*ld + n8 - 1) // bounds check of the last element read
-		_, src = o.addr(off)
+		o.addr(off + (rows-1)*ld + n8 - 1) // bounds check of the last element read
+		w, src := o.addr(off)
 		_ = dst[(rows-1)*ldd+n8-1]
 		cvtRows(cvt, rows, n8, src, ld*w, unsafe.Pointer(&dst[0]), ldd*4)
 		if n8 == cols {

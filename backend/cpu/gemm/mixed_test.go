@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"runtime"
+	"sync"
 	"testing"
 	"unsafe"
 
@@ -318,10 +320,10 @@ func TestGemmMixed(t *testing.T) {
 // through several mc, kc and nc blocks, partial ones included.
 func TestGemmMixedSmallBlocks(t *testing.T) {
 	defer func(mc, kc, nc, mch, kch, nch, mcx, kcx, ncx int) {
-		mcMax, kcMax, ncMax, mcBF16, kcBF16, ncBF16, mcAMX, kcAMX, ncAMX = mc, kc, nc, mch, kch, nch, mcx, kcx, ncx
-	}(mcMax, kcMax, ncMax, mcBF16, kcBF16, ncBF16, mcAMX, kcAMX, ncAMX)
+		mcMax, kcMax, ncMax, mcDPB, kcDPB, ncDPB, mcAMX, kcAMX, ncAMX = mc, kc, nc, mch, kch, nch, mcx, kcx, ncx
+	}(mcMax, kcMax, ncMax, mcDPB, kcDPB, ncDPB, mcAMX, kcAMX, ncAMX)
 	mcMax, kcMax, ncMax = 12, 17, 32
-	mcBF16, kcBF16, ncBF16 = 12, 18, 128
+	mcDPB, kcDPB, ncDPB = 32, 32, 64
 	mcAMX, kcAMX, ncAMX = 64, 32, 64
 	rng := rand.New(rand.NewPCG(23, 24))
 	dims := []int{1, 7, 40, 65, 140}
@@ -505,8 +507,8 @@ var specialF32 = []uint32{
 // TestConvertAsm checks that cvtRows gives tensor's conversions bit for
 // bit: every 16-bit pattern for the 16-bit sources, and the special
 // float32 values above plus random bit patterns for the float32 sources,
-// over rows with strides and tails (convertF32/convertBF16 finish the
-// columns past a multiple of 8 in Go).
+// over rows with strides and tails (convertF32 finishes the columns past
+// a multiple of 8 in Go). TestBF16Pack covers the bf16 path's rounding.
 func TestConvertAsm(t *testing.T) {
 	if !hasAsm || !hasF16C {
 		t.Skip("no AVX2/F16C here")
@@ -541,12 +543,9 @@ func TestConvertAsm(t *testing.T) {
 		{"f32 round f16", cvtF32RoundF16, F32Op(f32, tensor.F16), func(i int) uint32 { return math.Float32bits(toHF(f32[i])) }},
 		{"bf16 round f16", cvtBF16RoundF16, HalfOp(u16, tensor.BF16, tensor.F16), func(i int) uint32 { return math.Float32bits(toHF(bf(u16[i]))) }},
 		{"f16 round bf16", cvtF16RoundBF16, HalfOp(u16, tensor.F16, tensor.BF16), func(i int) uint32 { return math.Float32bits(toBF(hf(u16[i]))) }},
-		{"f32->bf16", cvtF32BF16, F32Op(f32, tensor.BF16), func(i int) uint32 { return uint32(tensor.F32ToBF16(f32[i])) }},
-		{"f16->bf16", cvtF16BF16, HalfOp(u16, tensor.F16, tensor.BF16), func(i int) uint32 { return uint32(tensor.F32ToBF16(hf(u16[i]))) }},
 	}
 	for _, c := range convs {
 		n := len(c.op.U16) + len(c.op.F32)
-		toBF16 := c.cvt == cvtF32BF16 || c.cvt == cvtF16BF16
 		// Shapes: one long row; rows of 16 at stride 19; rows of 37 (a
 		// tail of 5) at stride 40; rows of 7 (Go only) at stride 7.
 		for _, sh := range [][2]int{{n, n}, {16, 19}, {37, 40}, {7, 7}} {
@@ -558,18 +557,10 @@ func TestConvertAsm(t *testing.T) {
 			for _, asm := range []bool{true, false} {
 				useAsm = asm
 				got := make([]uint32, rows*cols)
-				if toBF16 {
-					dst := make([]uint16, rows*cols)
-					convertBF16(dst, cols, &c.op, c.cvt, 0, ld, rows, cols)
-					for i, v := range dst {
-						got[i] = uint32(v)
-					}
-				} else {
-					dst := make([]float32, rows*cols)
-					convertF32(dst, cols, &c.op, c.cvt, 0, ld, rows, cols)
-					for i, v := range dst {
-						got[i] = math.Float32bits(v)
-					}
+				dst := make([]float32, rows*cols)
+				convertF32(dst, cols, &c.op, c.cvt, 0, ld, rows, cols)
+				for i, v := range dst {
+					got[i] = math.Float32bits(v)
 				}
 				bad := 0
 				for r := 0; r < rows; r++ {
@@ -663,4 +654,118 @@ func TestGemmMixedNoAsm(t *testing.T) {
 			t.Fatalf("child with %s=1: %v\n%s", env, err, out)
 		}
 	}
+}
+
+// TestBF16Pack checks the bf16 path's assembly packing routines against
+// the Go packing bit for bit, for the four layouts and the three source kinds
+// (float32, bf16, fp16), with special values (NaN, Inf, denormals, rounding
+// ties) among random ones, full and partial panels, and k with and without
+// a tail.
+func TestBF16Pack(t *testing.T) {
+	if !hasBF16 || !hasAsm {
+		t.Skip("no AVX512_BF16 here")
+	}
+	defer func(v bool) { bf16AsmPack = v }(bf16AsmPack)
+	rng := rand.New(rand.NewPCG(33, 34))
+	specials := specialF32
+	for _, kind := range [][2]tensor.DType{opKinds[1], opKinds[3], opKinds[8]} {
+		for _, l := range layouts {
+			for _, s := range [][3]int{{64, 96, 96}, {40, 70, 77}, {32, 32, 32}, {33, 31, 200}} {
+				m, n, k := s[0], s[1], s[2]
+				mc := newMixedCase(rng, l[0], l[1], m, n, k, kind, kind)
+				// Sprinkle special values over both operands.
+				for _, o := range []*Operand{&mc.a, &mc.b} {
+					for i := 0; i < 200; i++ {
+						v := math.Float32frombits(specials[rng.IntN(len(specials))])
+						if o.F32 != nil {
+							o.F32[rng.IntN(len(o.F32))] = v
+						} else if o.Src == tensor.BF16 {
+							o.U16[rng.IntN(len(o.U16))] = tensor.F32ToBF16(v)
+						} else {
+							o.U16[rng.IntN(len(o.U16))] = tensor.F32ToF16(v)
+						}
+					}
+				}
+				p := problem{transA: mc.transA, transB: mc.transB, m: m, n: n, k: k, a: mc.a, b: mc.b,
+					lda: mc.lda, ldb: mc.ldb, cvtA: mc.a.cvtBF16(), cvtB: mc.b.cvtBF16(), bf16: true}
+				pack := func(asm bool) ([]uint16, []uint16) {
+					bf16AsmPack = asm
+					var x bf16Buffers
+					steps := (k + kX - 1) / kX
+					x.ensure((m+mrX-1)/mrX*steps*1024, (n+nrX-1)/nrX*steps*1024)
+					for i := range x.a {
+						x.a[i] = 0xdead
+					}
+					for i := range x.b {
+						x.b[i] = 0xdead
+					}
+					p.packABF16(&x, 0, m, 0, k)
+					for j := 0; j < n; j += nrX {
+						p.packBBF16(x.b[j/nrX*steps*1024:(j/nrX+1)*steps*1024], 0, k, j, min(nrX, n-j))
+					}
+					return x.a, x.b
+				}
+				ga, gb := pack(false)
+				aa, ab := pack(true)
+				for _, c := range []struct {
+					name      string
+					got, want []uint16
+				}{{"A", aa, ga}, {"B", ab, gb}} {
+					for i := range c.want {
+						if c.got[i] != c.want[i] {
+							t.Fatalf("%s %s tA=%v tB=%v m=%d n=%d k=%d: packed %s[%d] = %#x, Go packs %#x",
+								opName(mc.a), opName(mc.b), l[0], l[1], m, n, k, c.name, i, c.got[i], c.want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGemmMixedConcurrent runs multi-threaded GemmMixed calls from several
+// goroutines at once, with garbage collections (and so preemption signals)
+// in between, on every path: each result must equal the same call's
+// result computed alone, bit for bit (the AMX tile state is per thread).
+func TestGemmMixedConcurrent(t *testing.T) {
+	defer SetThreads(0)
+	SetThreads(2)
+	rng := rand.New(rand.NewPCG(35, 36))
+	var cases []*mixedCase
+	for i := 0; i < 6; i++ {
+		cases = append(cases, newMixedCase(rng, i%2 == 0, i%3 == 0, 100+i*13, 200-i*11, 150, opKinds[3], opKinds[1+i%2]))
+	}
+	mixedKernels(t, func(t *testing.T) {
+		want := make([][]float32, len(cases))
+		for i, mc := range cases {
+			want[i] = append([]float32(nil), mc.c0...)
+			mc.run(1, 0, want[i])
+		}
+		var wg sync.WaitGroup
+		errs := make(chan string, len(cases))
+		for i, mc := range cases {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := 0; r < 8; r++ {
+					c := append([]float32(nil), mc.c0...)
+					mc.run(1, 0, c)
+					for j := range c {
+						if math.Float32bits(c[j]) != math.Float32bits(want[i][j]) {
+							errs <- fmt.Sprintf("%s: C[%d] = %g, alone %g", mc.name(1, 0), j, c[j], want[i][j])
+							return
+						}
+					}
+					if r%3 == 0 {
+						runtime.GC()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for e := range errs {
+			t.Error(e)
+		}
+	})
 }

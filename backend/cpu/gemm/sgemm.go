@@ -68,17 +68,14 @@ type problem struct {
 	cvtA, cvtB     int // conversion of each operand (cvt* in mixed.go)
 	c              []float32
 	lda, ldb, ldc  int
-	bf16           bool // the VDPBF16PS kernel on bf16 pairs (bf16.go)
-	amx            bool // the AMX kernel (amx.go)
+	bf16           bool // the bf16 path (bf16.go)
+	amx            bool // on it, the AMX kernel (else VDPBF16PS)
 }
 
 // tile returns the rows and columns of the problem's micro-tile.
 func (p *problem) tile() (int, int) {
-	if p.amx {
-		return mrX, nrX
-	}
 	if p.bf16 {
-		return mrH, nrH
+		return mrX, nrX
 	}
 	return mr, nr
 }
@@ -89,7 +86,6 @@ type buffers struct {
 	t      [mr * nr]float32
 	ta, tb []float32 // GemmMixed: converted source blocks (mixed.go)
 	h      bf16Buffers
-	x      amxBuffers
 }
 
 // aligned returns a slice of n floats whose first element is 64-byte aligned.
@@ -132,10 +128,6 @@ func betaMode(beta float32) int {
 
 // run computes the problem on the calling goroutine with buf's buffers.
 func (p *problem) run(buf *buffers) {
-	if p.amx {
-		p.runAMX(buf)
-		return
-	}
 	if p.bf16 {
 		p.runBF16(buf)
 		return

@@ -1,28 +1,26 @@
-package quant
+package tensor
 
 import (
 	"math"
 	"math/rand"
 	"testing"
-
-	"github.com/shoggo/shoggo/tensor"
 )
 
-// TestHalfConvExact: f16ToF32 equals tensor.F16ToF32 on every half;
-// f32ToF16 equals tensor.F32ToF16 on every sign, exponent and 10-bit
+// TestHalfConvExact: FastF16ToF32 equals F16ToF32 on every half;
+// FastF32ToF16 equals F32ToF16 on every sign, exponent and 10-bit
 // mantissa head with the rounding-relevant low 13 bits (ties, just
 // below/above, zero, all ones), on NaNs and on random floats.
 func TestHalfConvExact(t *testing.T) {
 	for h := range 1 << 16 {
-		a, b := f16ToF32(uint16(h)), tensor.F16ToF32(uint16(h))
+		a, b := FastF16ToF32(uint16(h)), F16ToF32(uint16(h))
 		if math.Float32bits(a) != math.Float32bits(b) {
-			t.Fatalf("f16ToF32(%#04x) = %#08x, want %#08x", h, math.Float32bits(a), math.Float32bits(b))
+			t.Fatalf("FastF16ToF32(%#04x) = %#08x, want %#08x", h, math.Float32bits(a), math.Float32bits(b))
 		}
 	}
 	check := func(u uint32) {
 		f := math.Float32frombits(u)
-		if a, b := f32ToF16(f), tensor.F32ToF16(f); a != b {
-			t.Fatalf("f32ToF16(%#08x = %g) = %#04x, want %#04x", u, f, a, b)
+		if a, b := FastF32ToF16(f), F32ToF16(f); a != b {
+			t.Fatalf("FastF32ToF16(%#08x = %g) = %#04x, want %#04x", u, f, a, b)
 		}
 	}
 	for se := uint32(0); se < 512; se++ {

@@ -1,16 +1,15 @@
-package quant
+package tensor
 
 import "math"
 
-// Branch-light float32 <-> float16 conversions for the autocast kernels
-// (a copy of backend/cpu/halfconv.go, which quant cannot import)
+// Branch-light float32 <-> float16 conversions for the autocast paths
 // (F. Giesen's float_to_half_fast3_rtne and half_to_float). They give
-// exactly tensor.F32ToF16's and tensor.F16ToF32's bits (NaN payloads
+// exactly F32ToF16's and F16ToF32's bits (NaN payloads
 // included; TestHalfConvExact), several times faster on random data: the
 // reference versions branch on the rounding decision.
 
-// f32ToF16 rounds f to IEEE half, to nearest even (tensor.F32ToF16).
-func f32ToF16(f float32) uint16 {
+// FastF32ToF16 is F32ToF16 (same bits), branch-light.
+func FastF32ToF16(f float32) uint16 {
 	u := math.Float32bits(f)
 	sign := uint16(u>>16) & 0x8000
 	u &^= 0x80000000
@@ -32,8 +31,8 @@ func f32ToF16(f float32) uint16 {
 	return sign | uint16(u>>13)
 }
 
-// f16ToF32 widens an IEEE half to float32 exactly (tensor.F16ToF32).
-func f16ToF32(h uint16) float32 {
+// FastF16ToF32 is F16ToF32 (same bits), branch-light.
+func FastF16ToF32(h uint16) float32 {
 	const shiftedExp = 0x7c00 << 13
 	o := uint32(h&0x7fff) << 13
 	exp := o & shiftedExp
