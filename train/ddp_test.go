@@ -438,3 +438,21 @@ func TestDDPLocalGlobalOverflow(t *testing.T) {
 	}
 	sameBits(t, "rank 1", r.models[1].Params.Flat().F32, r.models[0].Params.Flat().F32)
 }
+
+// A communicator of one rank is the single-process path: the same bits,
+// and no world size in the checkpoint.
+func TestDDPSingleRankIsPlain(t *testing.T) {
+	a := &ddpRun{preset: "tiny-llama", ranks: 1, batch: 4, opts: ddpOpts(t.TempDir())}
+	if err := a.run(t); err != nil {
+		t.Fatal(err)
+	}
+	b := &ddpRun{preset: "tiny-llama", ranks: 1, batch: 4, opts: ddpOpts(t.TempDir())}
+	b.opts.Comm = dist.Single()
+	if err := b.run(t); err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "Single() vs no Comm", b.models[0].Params.Flat().F32, a.models[0].Params.Flat().F32)
+	if st := readState(t, filepath.Join(b.opts.Out, "checkpoints", CheckpointName(6))); st.WorldSize != 0 || b.res[0].WorldSize != 0 {
+		t.Errorf("world size %d in the checkpoint, %d in the summary", st.WorldSize, b.res[0].WorldSize)
+	}
+}

@@ -286,6 +286,9 @@ func (t *Trainer) setup() (int, error) {
 			return 0, err
 		}
 	}
+	if t.ddp == nil && o.Zero == 1 {
+		fmt.Fprintln(t.Log, "zero 1: one process holds all the optimizer state (ZeRO-1 shards it over the ranks of an mpirun job)")
+	}
 	if t.ddp != nil && o.Zero == 1 {
 		if t.ddp.zero, err = newZero1(t.ddp, &t.Trainable, oc); err != nil {
 			return 0, err
