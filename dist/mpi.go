@@ -410,18 +410,27 @@ func (c *mpiComm) LocalSize() int { return c.localSize }
 // Library is the opened library's path and MPI_Get_library_version string.
 func (c *mpiComm) Library() string { return c.lib.path + ": " + c.lib.version }
 
-func ptr32(b []float32) uintptr {
+// ptrOf is the address of b's first element (0 for an empty slice).
+func ptrOf[T any](b []T) uintptr {
 	if len(b) == 0 {
 		return 0
 	}
 	return uintptr(unsafe.Pointer(&b[0]))
 }
 
-func ptr64(b []float64) uintptr {
-	if len(b) == 0 {
-		return 0
+// chunked runs call on buf in pieces of at most mpiChunk elements (MPI
+// counts are C ints), keeping each piece alive through its call; the
+// first non-zero code is returned as call's error.
+func chunked[T any](l *mpiLib, call string, buf []T, f func(p uintptr, n int32) int32) error {
+	for off := 0; off < len(buf); off += mpiChunk {
+		part := buf[off:min(off+mpiChunk, len(buf))]
+		code := f(ptrOf(part), int32(len(part)))
+		runtime.KeepAlive(part)
+		if code != 0 {
+			return l.err(call, code)
+		}
 	}
-	return uintptr(unsafe.Pointer(&b[0]))
+	return nil
 }
 
 // Buffers handed to MPI are Go heap memory (they reach the MPI goroutine
@@ -435,13 +444,10 @@ func (c *mpiComm) AllReduce(buf []float32, op Op) error {
 	}
 	return c.do("MPI_Allreduce", func() error {
 		l := c.lib
-		for off := 0; off < len(buf); off += mpiChunk {
-			part := buf[off:min(off+mpiChunk, len(buf))]
-			code := l.allreduce(mpiInPlace, ptr32(part), int32(len(part)), l.float, l.opHandle(op), l.commWorld)
-			runtime.KeepAlive(part)
-			if code != 0 {
-				return l.err("MPI_Allreduce", code)
-			}
+		if err := chunked(l, "MPI_Allreduce", buf, func(p uintptr, n int32) int32 {
+			return l.allreduce(mpiInPlace, p, n, l.float, l.opHandle(op), l.commWorld)
+		}); err != nil {
+			return err
 		}
 		if op == Avg {
 			scale32(buf, c.size)
@@ -456,13 +462,10 @@ func (c *mpiComm) AllReduceF64(buf []float64, op Op) error {
 	}
 	return c.do("MPI_Allreduce", func() error {
 		l := c.lib
-		for off := 0; off < len(buf); off += mpiChunk {
-			part := buf[off:min(off+mpiChunk, len(buf))]
-			code := l.allreduce(mpiInPlace, ptr64(part), int32(len(part)), l.double, l.opHandle(op), l.commWorld)
-			runtime.KeepAlive(part)
-			if code != 0 {
-				return l.err("MPI_Allreduce(double)", code)
-			}
+		if err := chunked(l, "MPI_Allreduce(double)", buf, func(p uintptr, n int32) int32 {
+			return l.allreduce(mpiInPlace, p, n, l.double, l.opHandle(op), l.commWorld)
+		}); err != nil {
+			return err
 		}
 		if op == Avg {
 			scale64(buf, c.size)
@@ -477,15 +480,9 @@ func (c *mpiComm) Broadcast(buf []float32, root int) error {
 	}
 	return c.do("MPI_Bcast", func() error {
 		l := c.lib
-		for off := 0; off < len(buf); off += mpiChunk {
-			part := buf[off:min(off+mpiChunk, len(buf))]
-			code := l.bcast(ptr32(part), int32(len(part)), l.float, int32(root), l.commWorld)
-			runtime.KeepAlive(part)
-			if code != 0 {
-				return l.err("MPI_Bcast", code)
-			}
-		}
-		return nil
+		return chunked(l, "MPI_Bcast", buf, func(p uintptr, n int32) int32 {
+			return l.bcast(p, n, l.float, int32(root), l.commWorld)
+		})
 	})
 }
 
@@ -495,15 +492,9 @@ func (c *mpiComm) BroadcastBytes(buf []byte, root int) error {
 	}
 	return c.do("MPI_Bcast", func() error {
 		l := c.lib
-		for off := 0; off < len(buf); off += mpiChunk {
-			part := buf[off:min(off+mpiChunk, len(buf))]
-			code := l.bcast(uintptr(unsafe.Pointer(&part[0])), int32(len(part)), l.byteT, int32(root), l.commWorld)
-			runtime.KeepAlive(part)
-			if code != 0 {
-				return l.err("MPI_Bcast(byte)", code)
-			}
-		}
-		return nil
+		return chunked(l, "MPI_Bcast(byte)", buf, func(p uintptr, n int32) int32 {
+			return l.bcast(p, n, l.byteT, int32(root), l.commWorld)
+		})
 	})
 }
 
@@ -522,7 +513,7 @@ func (c *mpiComm) AllGather(send, recv []float32) error {
 	}
 	return c.do("MPI_Allgather", func() error {
 		l := c.lib
-		code := l.allgather(ptr32(send), int32(len(send)), l.float, ptr32(recv), int32(len(send)), l.float, l.commWorld)
+		code := l.allgather(ptrOf(send), int32(len(send)), l.float, ptrOf(recv), int32(len(send)), l.float, l.commWorld)
 		runtime.KeepAlive(send)
 		runtime.KeepAlive(recv)
 		return l.err("MPI_Allgather", code)
@@ -541,7 +532,7 @@ func (c *mpiComm) ReduceScatter(send, recv []float32, op Op) error {
 	}
 	return c.do("MPI_Reduce_scatter_block", func() error {
 		l := c.lib
-		code := l.reduceScatterBlock(ptr32(send), ptr32(recv), int32(len(recv)), l.float, l.opHandle(op), l.commWorld)
+		code := l.reduceScatterBlock(ptrOf(send), ptrOf(recv), int32(len(recv)), l.float, l.opHandle(op), l.commWorld)
 		runtime.KeepAlive(send)
 		runtime.KeepAlive(recv)
 		if code != 0 {
@@ -574,16 +565,9 @@ func (c *mpiComm) IAllReduce(buf []float32, op Op) Request {
 	if c.async == AsyncThread {
 		f := func() {
 			l := c.lib
-			for off := 0; off < len(buf); off += mpiChunk {
-				part := buf[off:min(off+mpiChunk, len(buf))]
-				code := l.allreduce(mpiInPlace, ptr32(part), int32(len(part)), l.float, l.opHandle(op), l.commWorld)
-				runtime.KeepAlive(part)
-				if code != 0 {
-					r.finish(l.err("MPI_Allreduce(IAllReduce)", code))
-					return
-				}
-			}
-			r.finish(nil)
+			r.finish(chunked(l, "MPI_Allreduce(IAllReduce)", buf, func(p uintptr, n int32) int32 {
+				return l.allreduce(mpiInPlace, p, n, l.float, l.opHandle(op), l.commWorld)
+			}))
 		}
 		if c.closing.Load() {
 			return doneRequest{&Error{Lib: "MPI", Call: "IAllReduce", Msg: "communicator closed"}}
@@ -604,7 +588,7 @@ func (c *mpiComm) IAllReduce(buf []float32, op Op) Request {
 		for off := 0; off < len(buf); off += mpiChunk {
 			part := buf[off:min(off+mpiChunk, len(buf))]
 			var h uintptr
-			code := l.iallreduce(mpiInPlace, ptr32(part), int32(len(part)), l.float, l.opHandle(op), l.commWorld, &h)
+			code := l.iallreduce(mpiInPlace, ptrOf(part), int32(len(part)), l.float, l.opHandle(op), l.commWorld, &h)
 			if code != 0 {
 				// Chunks already started complete in Close or later tests;
 				// the request reports the failure.
