@@ -131,13 +131,14 @@ func main() {
 			for _, n := range ns {
 				res := simStep("overlap", c.w, c.l, n, c.s, *tau, comp.bwd, r)
 				res.what += ", " + c.comp + " backward"
+				res.other = comp.fwd + comp.opt
 				res.print()
 			}
 		}
 	}
 	if want("zero1") {
 		for _, n := range ns {
-			simZeroGather(g, eth, n, 1.0/64, *tau, r).print()
+			simZeroGather(g, eth, n, 1.0/256, *tau, r).print()
 		}
 	}
 	fmt.Fprintf(os.Stderr, "done in %.1f s\n", time.Since(start).Seconds())

@@ -86,6 +86,8 @@ type result struct {
 	measured  []float64
 	predicted float64
 	replay    float64 // prediction from the arrival times the run recorded (0: n/a)
+	comm      float64 // the step's all-reduce time, all buckets back to back (overlap only)
+	other     float64 // forward + optimizer of the setup (overlap only): step = other + measured
 }
 
 func (r result) print() {
@@ -95,6 +97,15 @@ func (r result) print() {
 		med*1e3, minOf(r.measured)*1e3, r.predicted*1e3, med/r.predicted)
 	if r.replay > 0 {
 		fmt.Printf(" replay_ms=%.3f ratio_replay=%.3f", r.replay*1e3, med/r.replay)
+	}
+	if r.bwd > 0 {
+		// hidden = share of the all-reduce time that did not lengthen backward;
+		// efficiency = compute / step, step = forward + optimizer + (backward and
+		// the all-reduce).
+		hid := func(t float64) float64 { return (r.bwd + r.comm - t) / r.comm }
+		eff := func(t float64) float64 { return (r.other + r.bwd) / (r.other + t) }
+		fmt.Printf(" comm_ms=%.3f hidden_pred=%.3f hidden_meas=%.3f eff_pred=%.3f eff_meas=%.3f",
+			r.comm*1e3, hid(r.predicted), hid(med), eff(r.predicted), eff(med))
 	}
 	fmt.Println()
 }
@@ -182,8 +193,9 @@ func scaledGrads(w *workload, s float64) (sizes []int, arena func() ([]float32, 
 }
 
 // simStep runs the trainer's bucketed all-reduce for workload w on n ranks:
-// backward is simulated as a sleep per stage (bwd real seconds in all,
-// split by w.weight; 0: every gradient is ready at once), Ready is called for
+// backward is simulated as sleeps until each stage's nominal end (bwd real
+// seconds in all, split by w.weight; 0: every gradient is ready at once),
+// Ready is called for
 // each stage's gradients as it ends (the embeddings are left to WaitAll, as
 // train/ddp.go does), then WaitAll. Measured: from the start of backward to
 // the last rank's WaitAll return.
@@ -229,14 +241,12 @@ func simStep(scenario string, w *workload, l link, n int, s, tau, bwd float64, r
 	for i, g := range w.grads {
 		byStage[g.stage] = append(byStage[g.stage], i)
 	}
-	sleep := make([]time.Duration, L+2)
-	prev := 0.0
+	stageAt := make([]time.Duration, L+2) // nominal end of each stage (simulated time)
 	for st := range L + 1 {
-		sleep[st] = time.Duration((ends[st] - prev) * bwd * tau * float64(time.Second))
-		prev = ends[st]
+		stageAt[st] = time.Duration(ends[st] * bwd * tau * float64(time.Second))
 	}
 	res := result{scenario: scenario, what: w.name, link: l, n: n, bytes: simBytes / s, simBytes: simBytes,
-		buckets: len(plan), scale: s, tau: tau, bwd: bwd, predicted: pred}
+		buckets: len(plan), scale: s, tau: tau, bwd: bwd, predicted: pred, comm: total}
 	var replays []float64
 	for rep := -1; rep < reps; rep++ {
 		launched := make([][]time.Time, n) // per rank, per bucket: when this rank launched it
@@ -252,8 +262,10 @@ func simStep(scenario string, w *workload, l link, n int, s, tau, bwd float64, r
 				}
 			}
 			for st := range L + 1 {
-				if sleep[st] > 0 {
-					time.Sleep(sleep[st])
+				// sleep until the stage's nominal end (absolute, so timer
+				// lateness does not accumulate over the stages)
+				if d := time.Until(t0.Add(stageAt[st])); d > 0 {
+					time.Sleep(d)
 				}
 				for _, i := range byStage[st] {
 					if err := bk.Ready(i); err != nil {
@@ -308,7 +320,9 @@ func simZeroGather(w *workload, l link, n int, s, tau float64, reps int) result 
 		calls++
 	}
 	if tau <= 0 {
-		tau = autoTau(minCost, pred)
+		// blocking collectives in a row: each pays the wake-up and copy
+		// overheads the link model ignores, so dilate at least 10×
+		tau = math.Max(10, autoTau(minCost, pred))
 	}
 	cs := dist.NewLocalWith(n, simLink(l, s, tau))
 	params := make([][]float32, n)
