@@ -97,7 +97,7 @@ func main() {
 			w *workload
 			s float64
 		}
-		cases := []wc{{g, 1.0 / 256}, {gl, 1}, {ql, 1}, {q, 1.0 / 1024}}
+		cases := []wc{{g, 1.0 / 256}, {gl, 1.0 / 16}, {ql, 1.0 / 16}, {q, 1.0 / 1024}}
 		if *quick {
 			cases = cases[:3]
 		}
@@ -120,7 +120,7 @@ func main() {
 			{g, "CPU VM", eth, 1.0 / 256},
 			{g, "H100-class", ib, 1.0 / 256},
 			{g, "H100-class", eth, 1.0 / 256},
-			{ql, "H100-class", ib, 1},
+			{ql, "H100-class", ib, 1.0 / 16},
 			{q, "H100-class", ib, 1.0 / 1024},
 		}
 		if *quick {

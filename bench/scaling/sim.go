@@ -104,8 +104,11 @@ func (r result) print() {
 		// the all-reduce).
 		hid := func(t float64) float64 { return (r.bwd + r.comm - t) / r.comm }
 		eff := func(t float64) float64 { return (r.other + r.bwd) / (r.other + t) }
-		fmt.Printf(" comm_ms=%.3f hidden_pred=%.3f hidden_meas=%.3f eff_pred=%.3f eff_meas=%.3f",
-			r.comm*1e3, hid(r.predicted), hid(med), eff(r.predicted), eff(med))
+		fmt.Printf(" comm_ms=%.3f exposed_pred_ms=%.3f exposed_meas_ms=%.3f", r.comm*1e3, (r.predicted-r.bwd)*1e3, (med-r.bwd)*1e3)
+		if r.buckets > 1 { // one bucket: launched at the end, nothing to hide
+			fmt.Printf(" hidden_pred=%.3f hidden_meas=%.3f", hid(r.predicted), hid(med))
+		}
+		fmt.Printf(" eff_pred=%.3f eff_meas=%.3f", eff(r.predicted), eff(med))
 	}
 	fmt.Println()
 }
