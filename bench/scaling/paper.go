@@ -119,7 +119,7 @@ func paper() {
 		}
 		seen[s.w.name] = true
 		bb := bucketBytes(s.plan)
-		fmt.Printf("| %s | %d | %.2f MB (%.1f MiB) | %d | %.1f MiB | %.1f MiB |\n", s.w.name, s.w.params(), float64(s.w.bytes())/1e6,
+		fmt.Printf("| %s | %s | %.2f MB (%.1f MiB) | %d | %.1f MiB | %.1f MiB |\n", s.w.name, commas(s.w.params()), float64(s.w.bytes())/1e6,
 			float64(s.w.bytes())/(1<<20), len(s.plan), maxOf(bb)/(1<<20), bb[len(bb)-1]/(1<<20))
 	}
 	fmt.Println()
@@ -328,4 +328,17 @@ func latency(ss []setup) {
 		}
 	}
 	fmt.Println()
+}
+
+// commas formats n with thousands separators.
+func commas(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
